@@ -1,0 +1,65 @@
+# One task vocabulary for laptops, CI and the README. `make` alone lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+TORCH_VERSION := 2.13.0
+# Extra pip arguments for torch alone, e.g. a CPU-only package index on a laptop.
+TORCH_PIP_ARGS ?=
+PYTEST_ARGS ?=
+
+# Telemetry off for every tool, in every target.
+export DVC_NO_ANALYTICS := 1
+export BENTOML_DO_NOT_TRACK := true
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := true
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export PATH := $(BIN):$(PATH)
+
+.PHONY: help install pipeline repro test test-unit lint format bench-repro lock clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "install: torch $(TORCH_VERSION) first, on its own (resolving it with the rest can pull a CUDA build)"
+	$(BIN)/pip install --quiet "torch==$(TORCH_VERSION)" $(TORCH_PIP_ARGS)
+	@echo "install: the project and its dev tools, pinned by constraints.txt"
+	$(BIN)/pip install --quiet --constraint constraints.txt --editable '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed ## Create .venv and install everything (idempotent)
+
+pipeline: repro ## Run the whole flow on this machine: the DVC pipeline, end to end
+
+repro: install ## Reproduce the DVC pipeline; stages whose inputs did not change are skipped
+	dvc repro
+
+test: install ## Run every test: unit, property, integration and end-to-end
+	pytest $(PYTEST_ARGS)
+
+test-unit: install ## Run the fast tests only (no pipeline runs, no servers)
+	pytest tests/unit $(PYTEST_ARGS)
+
+lint: install ## Ruff (lint and format check) and mypy --strict
+	ruff check .
+	ruff format --check .
+	mypy
+
+format: install ## Format and autofix with ruff
+	ruff format .
+	ruff check --fix .
+
+bench-repro: install ## Benchmark: print cold and warm `dvc repro` times in a scratch copy
+	python -m benchmarks.repro_times
+
+lock: install ## Re-pin constraints.txt from the current environment
+	pip freeze --exclude-editable | grep -viE '^(torch|mlops-starter)==' > constraints.txt
+
+clean: ## Remove local stores and pipeline outputs (keeps .venv and the DVC cache)
+	rm -rf mlflow.db mlruns mlartifacts data/prepared models/model.pt models/model.onnx

@@ -1,0 +1,108 @@
+"""DVC stage `evaluate`: test-split metrics for `dvc metrics diff`, plot data, and MLflow."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn import metrics as sk
+
+from model.atomic import atomic_path, write_json_atomically
+from model.features import FeatureSchema, read_split
+from model.lineage import file_digest
+from model.network import Classifier, load_checkpoint
+from model.params import Params
+from model.tracking import model_run
+
+
+@torch.no_grad()
+def predict_proba(network: Classifier, features: np.ndarray) -> np.ndarray:
+    # (rows, n_features) -> (rows, n_classes)
+    return torch.softmax(network(torch.from_numpy(features)).double(), dim=1).numpy()
+
+
+def expected_calibration_error(labels: np.ndarray, probabilities: np.ndarray, bins: int) -> float:
+    """Mean |confidence - accuracy| over equal-width confidence bins, weighted by bin size."""
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == labels
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    error = 0.0
+    for index in range(bins):
+        in_bin = which == index
+        if in_bin.any():
+            error += in_bin.mean() * abs(confidence[in_bin].mean() - correct[in_bin].mean())
+    return float(error)
+
+
+def compute_metrics(
+    labels: np.ndarray, probabilities: np.ndarray, positive: int, calibration_bins: int
+) -> dict[str, float]:
+    """The metrics the gates read; binary ROC AUC on `positive`, one-vs-rest macro otherwise."""
+    n_classes = probabilities.shape[1]
+    predicted = probabilities.argmax(axis=1)
+    classes = list(range(n_classes))
+    if n_classes == 2:
+        roc_auc = sk.roc_auc_score(labels == positive, probabilities[:, positive])
+    else:
+        roc_auc = sk.roc_auc_score(labels, probabilities, multi_class="ovr", labels=classes)
+    return {
+        "accuracy": float(sk.accuracy_score(labels, predicted)),
+        "f1_macro": float(sk.f1_score(labels, predicted, average="macro", labels=classes)),
+        "roc_auc": float(roc_auc),
+        "log_loss": float(sk.log_loss(labels, probabilities, labels=classes)),
+        "ece": expected_calibration_error(labels, probabilities, calibration_bins),
+        "brier": float(np.mean(np.sum((probabilities - np.eye(n_classes)[labels]) ** 2, axis=1))),
+    }
+
+
+def curve_frames(
+    labels: np.ndarray, probabilities: np.ndarray, schema: FeatureSchema
+) -> dict[str, pd.DataFrame]:
+    """ROC and precision-recall points for the positive class, and a confusion table."""
+    positive = schema.positive_index
+    truth, score = labels == positive, probabilities[:, positive]
+    fpr, tpr, _ = sk.roc_curve(truth, score)
+    precision, recall, _ = sk.precision_recall_curve(truth, score)
+    names = np.array(schema.labels)
+    return {
+        "roc": pd.DataFrame({"fpr": fpr, "tpr": tpr}),
+        "precision_recall": pd.DataFrame({"recall": recall, "precision": precision}),
+        "confusion": pd.DataFrame(
+            {"actual": names[labels], "predicted": names[probabilities.argmax(axis=1)]}
+        ),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("prepared", type=Path, help="folder written by `prepare`")
+    parser.add_argument("checkpoint", type=Path, help="checkpoint written by `train`")
+    parser.add_argument("metrics", type=Path, help="where to write the metrics (JSON)")
+    parser.add_argument("plots", type=Path, help="folder for the plot data (CSV)")
+    args = parser.parse_args(argv)
+
+    params = Params.load().evaluate
+    schema = FeatureSchema.load(args.prepared / "features.json")
+    features, labels = read_split(args.prepared / "test.csv", schema)
+    probabilities = predict_proba(load_checkpoint(args.checkpoint), features)
+    scores = compute_metrics(labels, probabilities, schema.positive_index, params.calibration_bins)
+    write_json_atomically(args.metrics, {name: round(value, 6) for name, value in scores.items()})
+    for name, frame in curve_frames(labels, probabilities, schema).items():
+        with atomic_path(args.plots / f"{name}.csv") as temporary:
+            frame.to_csv(temporary, index=False, float_format="%.6g")
+
+    import mlflow
+
+    with model_run(file_digest(args.checkpoint)):
+        mlflow.log_metrics({f"test_{name}": value for name, value in scores.items()})
+    print("evaluate: " + ", ".join(f"{name} {value:.4f}" for name, value in scores.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Metrics behave at their known extremes; calibration error is bounded."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from model.evaluate import compute_metrics, curve_frames, expected_calibration_error
+from model.features import FeatureSchema
+
+SCHEMA = FeatureSchema(
+    feature_names=("a",),
+    label_name="y",
+    labels=("neg", "pos"),
+    positive_label="pos",
+    mean=(0.0,),
+    std=(1.0,),
+)
+
+
+def test_perfect_confident_predictions_score_perfectly() -> None:
+    labels = np.array([0, 1, 1, 0])
+    probabilities = np.eye(2)[labels]
+    metrics = compute_metrics(labels, probabilities, positive=1, calibration_bins=10)
+    assert metrics["accuracy"] == metrics["f1_macro"] == metrics["roc_auc"] == 1.0
+    assert metrics["ece"] == pytest.approx(0.0)
+    assert metrics["brier"] == pytest.approx(0.0)
+    assert metrics["log_loss"] < 1e-6
+
+
+def test_multiclass_roc_auc_is_one_vs_rest() -> None:
+    labels = np.array([0, 1, 2, 2])
+    metrics = compute_metrics(labels, np.eye(3)[labels], positive=1, calibration_bins=5)
+    assert metrics["roc_auc"] == 1.0
+
+
+def test_calibration_error_of_an_honest_coin_is_zero() -> None:
+    """Confidence 0.5 with half of the answers right is perfectly calibrated."""
+    labels = np.array([0, 1] * 50)
+    probabilities = np.full((100, 2), 0.5)
+    assert expected_calibration_error(labels, probabilities, bins=10) == pytest.approx(0.0)
+
+
+@given(
+    positives=arrays(np.float64, st.integers(1, 200), elements=st.floats(0, 1)),
+    seed=st.integers(0, 1000),
+)
+def test_calibration_error_is_between_zero_and_one(positives: np.ndarray, seed: int) -> None:
+    labels = np.random.default_rng(seed).integers(0, 2, size=len(positives))
+    probabilities = np.column_stack([1 - positives, positives])
+    assert 0.0 <= expected_calibration_error(labels, probabilities, bins=10) <= 1.0
+
+
+def test_curves_cover_zero_to_one() -> None:
+    labels = np.array([0, 0, 1, 1])
+    probabilities = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.2, 0.8]])
+    frames = curve_frames(labels, probabilities, SCHEMA)
+    assert frames["roc"]["fpr"].iloc[0] == 0.0
+    assert frames["roc"]["tpr"].iloc[-1] == 1.0
+    assert frames["confusion"]["actual"].tolist() == ["neg", "neg", "pos", "pos"]
