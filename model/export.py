@@ -52,7 +52,15 @@ def to_onnx(network: Classifier, example: np.ndarray, opset: int) -> bytes:
             verbose=False,
         )
     assert program is not None
-    return bytes(program.model_proto.SerializeToString())
+    proto = program.model_proto
+    # Per-node debug metadata holds stack traces with absolute paths: it would leak the build
+    # machine's layout and make two identical trainings export different bytes.
+    for node in [
+        *proto.graph.node,
+        *(node for function in proto.functions for node in function.node),
+    ]:
+        del node.metadata_props[:]
+    return bytes(proto.SerializeToString())
 
 
 def onnx_session(model: bytes | str | Path, threads: int = 1) -> ort.InferenceSession:

@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print figures. Run through `make bench-*`, never as timed tests."""

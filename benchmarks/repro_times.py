@@ -1,0 +1,79 @@
+"""Benchmark: wall time of a cold and a warm `dvc repro` in a fresh clone of this repository.
+
+cold   every stage forced (`dvc repro --force`): what a first run or a full retrain costs
+clone  plain `dvc repro` in a fresh clone: reruns only what git does not carry (the DVC cache)
+warm   `dvc repro` with nothing changed: what every re-run of `make pipeline` pays
+
+Each is repeated (interleaved, new clone per round) and the median printed, as this machine is
+shared and noisy. Results also go to benchmarks/results/repro.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from model.atomic import write_json_atomically
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+
+def _timed(command: list[str], cwd: Path) -> float:
+    env = os.environ | {
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+        "DVC_NO_ANALYTICS": "1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    env.pop("MLFLOW_TRACKING_URI", None)
+    start = time.perf_counter()
+    subprocess.run(command, cwd=cwd, env=env, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def one_round(scratch: Path) -> dict[str, float]:
+    clone = scratch / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
+    dvc = str(VENV_BIN / "dvc")
+    times = {"clone": _timed([dvc, "repro"], clone)}
+    times["warm"] = _timed([dvc, "repro"], clone)
+    times["cold"] = _timed([dvc, "repro", "--force"], clone)
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3, help="fresh clones to time (default 3)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/repro.json")
+    args = parser.parse_args(argv)
+
+    rounds = []
+    for index in range(args.rounds):
+        with tempfile.TemporaryDirectory() as scratch:
+            rounds.append(one_round(Path(scratch)))
+        print(
+            f"round {index + 1}/{args.rounds}: "
+            + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in rounds[-1].items()),
+            flush=True,
+        )
+    medians = {name: statistics.median(r[name] for r in rounds) for name in rounds[0]}
+    print(f"\ndvc repro, median of {args.rounds} (committed HEAD, {os.cpu_count()} cores):")
+    for name, label in [
+        ("cold", "cold (every stage forced)"),
+        ("clone", "fresh clone (uncached stages)"),
+        ("warm", "warm (nothing changed)"),
+    ]:
+        print(f"  {label:<32} {medians[name]:6.1f} s")
+    print(f"  cold / warm                      {medians['cold'] / medians['warm']:6.1f}x")
+    write_json_atomically(args.out, {"rounds": rounds, "median_seconds": medians})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

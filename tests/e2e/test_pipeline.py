@@ -1,0 +1,126 @@
+"""The whole DVC pipeline, run for real in a copy of the project."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.e2e.conftest import dvc, stages_run
+
+pytestmark = pytest.mark.slow
+
+STAGES = ["validate", "prepare", "train", "evaluate", "export"]
+
+
+def _json(path: Path) -> dict[str, object]:
+    result: dict[str, object] = json.loads(path.read_text())
+    return result
+
+
+def test_fresh_clone_rebuilds_what_git_does_not_carry(pipeline_repo: Path) -> None:
+    """Stages whose outputs live only in the DVC cache run; the rest are checked and skipped."""
+    ran = stages_run((pipeline_repo / ".first_repro.log").read_text())
+    assert {"prepare", "train", "export"} <= set(ran)
+    assert ran == [stage for stage in STAGES if stage in ran]
+
+
+def test_every_output_is_written(pipeline_repo: Path) -> None:
+    for name in [
+        "reports/validation.json",
+        "data/prepared/train.csv",
+        "data/prepared/val.csv",
+        "data/prepared/test.csv",
+        "data/prepared/features.json",
+        "models/model.pt",
+        "reports/plots/training.csv",
+        "reports/metrics.json",
+        "reports/plots/roc.csv",
+        "reports/plots/precision_recall.csv",
+        "reports/plots/confusion.csv",
+        "models/model.onnx",
+        "models/model.json",
+    ]:
+        assert (pipeline_repo / name).stat().st_size > 0, name
+
+
+def test_metrics_clear_a_sanity_floor(pipeline_repo: Path) -> None:
+    metrics = _json(pipeline_repo / "reports/metrics.json")
+    assert metrics["accuracy"] >= 0.93  # type: ignore[operator]
+    assert metrics["roc_auc"] >= 0.97  # type: ignore[operator]
+    assert metrics["ece"] <= 0.1  # type: ignore[operator]
+
+
+def test_model_metadata_describes_the_onnx_file(pipeline_repo: Path) -> None:
+    info = _json(pipeline_repo / "models/model.json")
+    model = (pipeline_repo / "models/model.onnx").read_bytes()
+    assert info["sha256"] == hashlib.sha256(model).hexdigest()
+    assert info["parity_max_abs_diff"] <= 1e-5  # type: ignore[operator]
+    assert len(info["feature_names"]) == 30  # type: ignore[arg-type]
+    assert info["training_commit"] != "unknown"
+
+
+def test_mlflow_has_one_run_with_params_history_metrics_and_lineage(forced_repo: Path) -> None:
+    """train, evaluate and export all log to the run tagged with the weights they share."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{forced_repo / 'mlflow.db'}")
+    weights = hashlib.sha256((forced_repo / "models/model.pt").read_bytes()).hexdigest()
+    runs = client.search_runs(
+        [client.get_experiment_by_name("mlops-starter").experiment_id],
+        filter_string=f"tags.weights_sha256 = '{weights}'",
+        order_by=["attributes.start_time DESC"],
+    )
+    run = runs[0]  # the forced run; the first run of these weights is older
+    epochs = yaml.safe_load((forced_repo / "params.yaml").read_text())["train"]["epochs"]
+    assert run.data.params["epochs"] == str(epochs)
+    assert len(client.get_metric_history(run.info.run_id, "val_loss")) == epochs
+    assert run.data.metrics["test_roc_auc"] > 0.9
+    assert "parity_max_abs_diff" in run.data.metrics
+    assert len(run.data.tags["git_commit"]) >= 40
+    assert len(run.data.tags["data_md5"]) == 32
+
+
+def test_second_run_reruns_no_stage(pipeline_repo: Path) -> None:
+    result = dvc(pipeline_repo, "repro")
+    assert stages_run(result.stdout) == []
+    assert "up to date" in dvc(pipeline_repo, "status").stdout
+
+
+def test_one_param_change_reruns_only_dependent_stages(repo_copy: Path) -> None:
+    params = yaml.safe_load((repo_copy / "params.yaml").read_text())
+    params["evaluate"]["calibration_bins"] += 5
+    (repo_copy / "params.yaml").write_text(yaml.safe_dump(params))
+    assert stages_run(dvc(repo_copy, "repro").stdout) == ["evaluate"]
+
+
+def test_cold_runs_give_identical_metrics_and_model(pipeline_repo: Path, forced_repo: Path) -> None:
+    """Forcing every stage again reproduces the metrics and the ONNX bytes exactly."""
+    for name in ["reports/metrics.json", "models/model.onnx", "data/prepared/test.csv"]:
+        assert (forced_repo / name).read_bytes() == (pipeline_repo / name).read_bytes(), name
+
+
+def test_bad_data_stops_at_validate_and_keeps_earlier_outputs(repo_copy: Path) -> None:
+    kept = [
+        "models/model.onnx",
+        "models/model.pt",
+        "reports/metrics.json",
+        "data/prepared/train.csv",
+    ]
+    before = {name: (repo_copy / name).read_bytes() for name in kept}
+    raw = repo_copy / "data/raw/breast_cancer.csv"
+    lines = raw.read_text().splitlines()
+    lines[5] = lines[5].replace(lines[5].split(",")[0], "-4.0", 1)
+    raw.write_text("\n".join(lines) + "\n")
+
+    result = dvc(repo_copy, "repro", check=False)
+
+    assert result.returncode != 0
+    assert stages_run(result.stdout) == ["validate"]
+    assert "in_range" in result.stderr
+    assert "mean_radius" in result.stderr
+    assert _json(repo_copy / "reports/validation.json")["passed"] is False
+    assert {name: (repo_copy / name).read_bytes() for name in kept} == before
