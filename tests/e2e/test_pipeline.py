@@ -69,8 +69,10 @@ def test_mlflow_has_one_run_with_params_history_metrics_and_lineage(forced_repo:
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{forced_repo / 'mlflow.db'}")
     weights = hashlib.sha256((forced_repo / "models/model.pt").read_bytes()).hexdigest()
+    experiment = client.get_experiment_by_name("mlops-starter")
+    assert experiment is not None
     runs = client.search_runs(
-        [client.get_experiment_by_name("mlops-starter").experiment_id],
+        [experiment.experiment_id],
         filter_string=f"tags.weights_sha256 = '{weights}'",
         order_by=["attributes.start_time DESC"],
     )
