@@ -19,7 +19,7 @@ export DO_NOT_TRACK := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help install pipeline repro test test-unit lint format bench-repro lock clean
+.PHONY: help install pipeline repro gate test test-unit lint format bench-repro bench-latency lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -40,6 +40,10 @@ pipeline: repro ## Run the whole flow on this machine: the DVC pipeline, end to 
 repro: install ## Reproduce the DVC pipeline; stages whose inputs did not change are skipped
 	dvc repro
 
+gate: install ## Judge the model again (metrics, behaviour, latency, parity, edge); GATE_BASELINE=git:main
+	dvc repro quantize
+	dvc repro --force --single-item gate
+
 test: install ## Run every test: unit, property, integration and end-to-end
 	pytest $(PYTEST_ARGS)
 
@@ -58,8 +62,12 @@ format: install ## Format and autofix with ruff
 bench-repro: install ## Benchmark: print cold and warm `dvc repro` times in a scratch copy
 	python -m benchmarks.repro_times
 
+bench-latency: repro ## Benchmark: in-process ONNX latency, fp32 vs itself (A/A) and int8, side by side
+	python -m benchmarks.model_latency
+
 lock: install ## Re-pin constraints.txt from the current environment
 	pip freeze --exclude-editable | grep -viE '^(torch|mlops-starter)==' > constraints.txt
 
 clean: ## Remove local stores and pipeline outputs (keeps .venv and the DVC cache)
-	rm -rf mlflow.db mlruns mlartifacts data/prepared models/model.pt models/model.onnx
+	rm -rf mlflow.db mlruns mlartifacts data/prepared models/model.pt models/model.onnx \
+		models/model.int8.onnx reports/gate.json

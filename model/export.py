@@ -21,13 +21,11 @@ import torch
 
 from model.atomic import write_bytes_atomically, write_json_atomically
 from model.features import FeatureSchema, read_split
+from model.inference import INPUT_NAME, OUTPUT_NAME, onnx_session, predict_proba
 from model.lineage import file_digest, git_commit
 from model.network import Classifier, Probabilities, load_checkpoint
 from model.params import Params
 from model.tracking import model_run
-
-INPUT_NAME = "features"
-OUTPUT_NAME = "probabilities"
 
 
 class ParityError(RuntimeError):
@@ -63,20 +61,11 @@ def to_onnx(network: Classifier, example: np.ndarray, opset: int) -> bytes:
     return bytes(proto.SerializeToString())
 
 
-def onnx_session(model: bytes | str | Path, threads: int = 1) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    source = str(model) if isinstance(model, Path) else model
-    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-
-
 def parity(network: Classifier, session: ort.InferenceSession, features: np.ndarray) -> float:
     """Max |onnx - torch| over every probability of every row."""
     with torch.no_grad():
         expected = Probabilities(network)(torch.from_numpy(features)).numpy()
-    actual = session.run([OUTPUT_NAME], {INPUT_NAME: features})[0]
-    return float(np.max(np.abs(actual - expected)))
+    return float(np.max(np.abs(predict_proba(session, features) - expected)))
 
 
 def metadata(schema: FeatureSchema, model: bytes, opset: int, **extra: Any) -> dict[str, Any]:

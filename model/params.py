@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -45,11 +46,71 @@ class ExportParams(Section):
     parity_tolerance: float = Field(gt=0)
 
 
+class MetricGate(Section):
+    """Bounds on one metric: `min`/`max_drop` when higher is better, `max`/`max_rise` when lower."""
+
+    min: float | None = None
+    max_drop: float | None = Field(default=None, ge=0)
+    max: float | None = None
+    max_rise: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _one_direction(self) -> MetricGate:
+        higher = self.min is not None or self.max_drop is not None
+        lower = self.max is not None or self.max_rise is not None
+        if higher == lower:
+            raise ValueError(
+                "give min/max_drop (higher is better) or max/max_rise (lower is better)"
+            )
+        return self
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.min is not None or self.max_drop is not None
+
+
+class BehaviorGate(Section):
+    invariance_relative_step: float = Field(gt=0)
+    max_invariance_flip_rate: float = Field(ge=0, le=1)
+    directional_step_std: float = Field(gt=0)
+    min_directional_share: float = Field(ge=0, le=1)
+    directional: dict[str, Literal["increases", "decreases"]] = {}
+    min_recall: float = Field(ge=0, le=1)
+
+
+class LatencyGate(Section):
+    threads: int = Field(ge=1)
+    rounds: int = Field(ge=1)
+    calls_per_round: int = Field(ge=10)
+    batch_sizes: tuple[int, ...] = Field(min_length=1)
+    p99_budget_ms: float = Field(gt=0)
+    max_p99_ratio: float = Field(gt=0)
+
+
+class EdgeGate(Section):
+    max_accuracy_drop: float = Field(ge=0)
+
+
+class GateParams(Section):
+    metrics: dict[str, MetricGate] = Field(min_length=1)
+    behavior: BehaviorGate
+    latency: LatencyGate
+    edge: EdgeGate
+
+
+class RegistryParams(Section):
+    model_name: str = Field(min_length=1)
+    challenger_alias: str = Field(min_length=1)
+    champion_alias: str = Field(min_length=1)
+
+
 class Params(Section):
     prepare: PrepareParams
     train: TrainParams
     evaluate: EvaluateParams
     export: ExportParams
+    gate: GateParams
+    registry: RegistryParams
 
     @classmethod
     def load(cls, path: Path = DEFAULT_PARAMS_PATH) -> Params:

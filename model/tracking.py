@@ -34,8 +34,10 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
 
 
-def _configure() -> Any:
+def configure() -> Any:
+    """The mlflow module, pointed at the tracking store and experiment."""
     disable_telemetry()
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri())
@@ -45,7 +47,7 @@ def _configure() -> Any:
 
 def find_model_run(weights_sha256: str) -> str | None:
     """Id of the newest run that trained these exact weights, if the store has one."""
-    mlflow = _configure()
+    mlflow = configure()
     runs = mlflow.search_runs(
         filter_string=f"tags.{WEIGHTS_TAG} = '{weights_sha256}'",
         order_by=["attributes.start_time DESC"],
@@ -58,7 +60,7 @@ def find_model_run(weights_sha256: str) -> str | None:
 @contextmanager
 def model_run(weights_sha256: str, *, new: bool = False) -> Iterator[Any]:
     """The run of these weights (reopened, or created if the store has none, as after a clone)."""
-    mlflow = _configure()
+    mlflow = configure()
     run_id = None if new else find_model_run(weights_sha256)
     with mlflow.start_run(run_id=run_id) as run:
         mlflow.set_tag(WEIGHTS_TAG, weights_sha256)

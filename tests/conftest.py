@@ -21,6 +21,8 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
+pytest_plugins = ["tests.pipeline_fixtures"]
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RAW_DATA = REPO_ROOT / "data" / "raw" / "breast_cancer.csv"
 CONTRACT = REPO_ROOT / "data" / "contract.yaml"

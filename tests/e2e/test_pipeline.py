@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e.conftest import dvc, stages_run
+from tests.pipeline_fixtures import dvc, stages_run
 
 pytestmark = pytest.mark.slow
 
-STAGES = ["validate", "prepare", "train", "evaluate", "export"]
+STAGES = ["validate", "prepare", "train", "evaluate", "export", "quantize", "gate"]
 
 
 def _json(path: Path) -> dict[str, object]:
@@ -23,8 +23,8 @@ def _json(path: Path) -> dict[str, object]:
 
 def test_fresh_clone_rebuilds_what_git_does_not_carry(pipeline_repo: Path) -> None:
     """Stages whose outputs live only in the DVC cache run; the rest are checked and skipped."""
-    ran = stages_run((pipeline_repo / ".first_repro.log").read_text())
-    assert {"prepare", "train", "export"} <= set(ran)
+    ran = stages_run((pipeline_repo / ".git" / "first_repro.log").read_text())
+    assert {"prepare", "train", "export", "quantize", "gate"} <= set(ran)
     assert ran == [stage for stage in STAGES if stage in ran]
 
 
@@ -94,9 +94,9 @@ def test_second_run_reruns_no_stage(pipeline_repo: Path) -> None:
 
 def test_one_param_change_reruns_only_dependent_stages(repo_copy: Path) -> None:
     params = yaml.safe_load((repo_copy / "params.yaml").read_text())
-    params["evaluate"]["calibration_bins"] += 5
+    params["train"]["learning_rate"] *= 0.9
     (repo_copy / "params.yaml").write_text(yaml.safe_dump(params))
-    assert stages_run(dvc(repo_copy, "repro").stdout) == ["evaluate"]
+    assert stages_run(dvc(repo_copy, "repro").stdout) == STAGES[2:]
 
 
 def test_cold_runs_give_identical_metrics_and_model(pipeline_repo: Path, forced_repo: Path) -> None:

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from model.export import metadata, onnx_session, parity, to_onnx
+from model.export import metadata, parity, to_onnx
 from model.features import FeatureSchema
+from model.inference import onnx_session
 from model.network import Classifier
 
 N_FEATURES = 5

@@ -1,4 +1,8 @@
-"""A throwaway copy of the project (tracked files only, fresh git repo) to run the pipeline in."""
+"""Fixtures that run the real pipeline in a throwaway copy of the project (a pytest plugin).
+
+The copy holds the tracked files only, in a fresh git repository, as a clone would. The first
+`dvc repro` is shared by the whole session; tests that change things take a private copy.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -17,7 +22,11 @@ VENV_BIN = Path(sys.executable).parent
 
 def project_env() -> dict[str, str]:
     """The environment `make` gives the stages: venv first on PATH, telemetry off, local stores."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("MLFLOW_", "GATE_", "GITHUB_"))
+    }
     env |= {
         "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
         "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -30,17 +39,26 @@ def project_env() -> dict[str, str]:
     return env
 
 
-def run(cwd: Path, *command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run(
+    cwd: Path, *command: str, check: bool = True, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        command, cwd=cwd, env=project_env(), capture_output=True, text=True, check=False
+        command,
+        cwd=cwd,
+        env=project_env() | dict(env or {}),
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"{command} failed:\n{result.stdout}\n{result.stderr}")
     return result
 
 
-def dvc(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return run(cwd, str(VENV_BIN / "dvc"), *args, check=check)
+def dvc(
+    cwd: Path, *args: str, check: bool = True, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return run(cwd, str(VENV_BIN / "dvc"), *args, check=check, env=env)
 
 
 def stages_run(output: str) -> list[str]:
@@ -49,9 +67,13 @@ def stages_run(output: str) -> list[str]:
 
 
 def copy_project(destination: Path) -> Path:
-    """Tracked files only, as a fresh clone would have them, committed to a new git repo."""
+    """The files git tracks or would track (not ignored ones), committed to a new git repo."""
     tracked = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split("\0")
     for name in filter(None, tracked):
         source = REPO_ROOT / name
@@ -69,7 +91,10 @@ def pipeline_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The project copied and reproduced once, from nothing (no cache, no MLflow store)."""
     repo = copy_project(tmp_path_factory.mktemp("project"))
     result = dvc(repo, "repro")
-    (repo / ".first_repro.log").write_text(result.stdout + result.stderr)
+    (repo / ".git" / "first_repro.log").write_text(result.stdout + result.stderr)
+    # Commit what the run produced, so `git:HEAD` is a complete baseline for the gate tests.
+    run(repo, "git", "add", "--all")
+    run(repo, "git", "commit", "--quiet", "--allow-empty", "--message", "reproduced")
     return repo
 
 

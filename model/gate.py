@@ -1,0 +1,355 @@
+"""DVC stage `gate`: judge the candidate on metrics, behaviour, latency, parity and its edge copy.
+
+Every threshold comes from params.yaml (`gate`). The result is reports/gate.json (every check with
+value, baseline, threshold, pass/fail and why) and a table on the terminal, failing checks first.
+When every check passes the ONNX model is registered in MLflow with the `challenger` alias; when
+any fails nothing is registered and the stage exits non-zero, stopping `dvc repro`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from model.atomic import write_json_atomically
+from model.baseline import Baseline, resolve
+from model.behavior import Predict, directional_shares, invariance_flip_rate, per_class_recall
+from model.contract import Contract
+from model.features import FeatureSchema, read_split
+from model.inference import INPUT_NAME, OUTPUT_NAME, onnx_session, predict_proba
+from model.latency import LatencyProfile, measure_side_by_side
+from model.lineage import file_digest, git_commit
+from model.params import (
+    BehaviorGate,
+    EdgeGate,
+    LatencyGate,
+    MetricGate,
+    Params,
+)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One verdict, with everything a reviewer needs to agree or disagree with it."""
+
+    gate: str  # metric, behavior, latency, parity or edge
+    name: str
+    passed: bool
+    value: float | str | None
+    threshold: float | str | None
+    why: str
+    baseline: float | None = None
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def metric_checks(
+    candidate: Mapping[str, float],
+    baseline: Mapping[str, float] | None,
+    gates: Mapping[str, MetricGate],
+) -> list[Check]:
+    """An absolute bound per metric, and a bound on the change against the baseline."""
+    checks = []
+    for name, gate in gates.items():
+        if name not in candidate:
+            checks.append(Check("metric", name, False, None, None, "metric missing from metrics"))
+            continue
+        value = candidate[name]
+        base = None if baseline is None else baseline.get(name)
+        if gate.higher_is_better:
+            if gate.min is not None:
+                ok = value >= gate.min
+                why = f"{_fmt(value)} {'>=' if ok else '<'} floor {_fmt(gate.min)}"
+                checks.append(Check("metric", f"{name}_floor", ok, value, gate.min, why, base))
+            if gate.max_drop is not None and base is not None:
+                limit = base - gate.max_drop
+                ok = value >= limit
+                why = f"{_fmt(value)} vs baseline {_fmt(base)}: change {value - base:+.4g}"
+                why += f", allowed drop {_fmt(gate.max_drop)}"
+                checks.append(Check("metric", f"{name}_vs_baseline", ok, value, limit, why, base))
+        else:
+            if gate.max is not None:
+                ok = value <= gate.max
+                why = f"{_fmt(value)} {'<=' if ok else '>'} ceiling {_fmt(gate.max)}"
+                checks.append(Check("metric", f"{name}_ceiling", ok, value, gate.max, why, base))
+            if gate.max_rise is not None and base is not None:
+                limit = base + gate.max_rise
+                ok = value <= limit
+                why = f"{_fmt(value)} vs baseline {_fmt(base)}: change {value - base:+.4g}"
+                why += f", allowed rise {_fmt(gate.max_rise)}"
+                checks.append(Check("metric", f"{name}_vs_baseline", ok, value, limit, why, base))
+    return checks
+
+
+def behavior_checks(
+    predict: Predict,
+    features: np.ndarray,
+    labels: np.ndarray,
+    schema: FeatureSchema,
+    params: BehaviorGate,
+) -> list[Check]:
+    """Invariance to tiny nudges, expected directions, and a recall floor for every class."""
+    flip_rate = invariance_flip_rate(predict, features, params.invariance_relative_step)
+    limit = params.max_invariance_flip_rate
+    checks = [
+        Check(
+            "behavior",
+            "invariance",
+            flip_rate <= limit,
+            flip_rate,
+            limit,
+            f"{flip_rate:.2%} of predictions flip when one feature moves by "
+            f"{params.invariance_relative_step:.2%} (limit {limit:.2%})",
+        )
+    ]
+    shares = directional_shares(
+        predict,
+        features,
+        schema.feature_names,
+        schema.std,
+        params.directional,
+        params.directional_step_std,
+        schema.positive_index,
+    )
+    for name, share in shares.items():
+        ok = share >= params.min_directional_share
+        checks.append(
+            Check(
+                "behavior",
+                f"directional_{name}",
+                ok,
+                share,
+                params.min_directional_share,
+                f"raising {name} by {params.directional_step_std:g} std {params.directional[name]} "
+                f"P({schema.positive_label}) for {share:.1%} of rows "
+                f"(need {params.min_directional_share:.0%})",
+            )
+        )
+    for label, recall in zip(
+        schema.labels, per_class_recall(labels, predict(features)), strict=True
+    ):
+        ok = recall >= params.min_recall
+        why = f"recall of {label} {recall:.3f} {'>=' if ok else '<'} {params.min_recall}"
+        checks.append(Check("behavior", f"recall_{label}", ok, recall, params.min_recall, why))
+    return checks
+
+
+def latency_checks(
+    candidate: LatencyProfile, baseline: LatencyProfile | None, params: LatencyGate
+) -> list[Check]:
+    """An absolute single-row p99 budget, and the p99 ratio to a baseline measured alongside."""
+    ok = candidate.p99_ms <= params.p99_budget_ms
+    checks = [
+        Check(
+            "latency",
+            "p99_budget",
+            ok,
+            candidate.p99_ms,
+            params.p99_budget_ms,
+            f"single-row p99 {candidate.p99_ms:.4f} ms, budget {params.p99_budget_ms} ms",
+        )
+    ]
+    if baseline is not None:
+        ratio = candidate.p99_ms / baseline.p99_ms
+        checks.append(
+            Check(
+                "latency",
+                "p99_ratio",
+                ratio <= params.max_p99_ratio,
+                ratio,
+                params.max_p99_ratio,
+                f"candidate p99 {candidate.p99_ms:.4f} ms / baseline {baseline.p99_ms:.4f} ms "
+                f"= {ratio:.2f}x (limit {params.max_p99_ratio}x), measured side by side",
+                baseline.p99_ms,
+            )
+        )
+    return checks
+
+
+def interface_checks(
+    session: ort.InferenceSession, info: Mapping[str, Any], contract: Contract
+) -> list[Check]:
+    """The ONNX graph's inputs and outputs, and model.json, agree with the data contract."""
+    [model_input] = session.get_inputs()
+    [model_output] = session.get_outputs()
+    expectations: list[tuple[str, object, object]] = [
+        ("input_name", model_input.name, INPUT_NAME),
+        ("input_dtype", model_input.type, "tensor(float)"),
+        ("input_width", model_input.shape[1], len(contract.feature_names)),
+        ("batch_axis", "dynamic" if isinstance(model_input.shape[0], str) else "fixed", "dynamic"),
+        ("output_name", model_output.name, OUTPUT_NAME),
+        ("output_width", model_output.shape[1], len(contract.label.values)),
+        ("feature_order", list(info["feature_names"]), list(contract.feature_names)),
+        ("labels", list(info["labels"]), list(contract.label.values)),
+    ]
+    checks = []
+    for name, actual, expected in expectations:
+        ok = actual == expected
+        shown = f"{actual!r}" if not isinstance(actual, list) else f"{len(actual)} names"
+        why = (
+            f"{name} {shown} matches the contract"
+            if ok
+            else (f"{name}: model has {actual!r}, the contract expects {expected!r}")
+        )
+        checks.append(Check("parity", name, ok, str(actual)[:200], str(expected)[:200], why))
+    return checks
+
+
+def parity_check(max_diff: float, tolerance: float, rows: int) -> Check:
+    ok = max_diff <= tolerance
+    why = f"max |onnx - torch| {max_diff:.3g} over {rows} test rows (tolerance {tolerance:g})"
+    return Check("parity", "onnx_matches_torch", ok, max_diff, tolerance, why)
+
+
+def edge_check(fp32_accuracy: float, int8_accuracy: float, params: EdgeGate) -> Check:
+    drop = fp32_accuracy - int8_accuracy
+    ok = drop <= params.max_accuracy_drop
+    why = (
+        f"int8 accuracy {int8_accuracy:.4f} vs fp32 {fp32_accuracy:.4f}: drop {drop:+.4f} "
+        f"(limit {params.max_accuracy_drop})"
+    )
+    return Check("edge", "int8_accuracy_drop", ok, drop, params.max_accuracy_drop, why)
+
+
+def ordered(checks: list[Check]) -> list[Check]:
+    """Failing checks first, otherwise in the order they were made."""
+    return sorted(checks, key=lambda check: check.passed)
+
+
+def format_table(checks: list[Check], baseline: Baseline) -> str:
+    failed = [check for check in checks if not check.passed]
+    header = f"gate: baseline {baseline.source}" + (f" ({baseline.note})" if baseline.note else "")
+    lines = [header, f"  {'':4} {'gate':<9} {'check':<32} why"]
+    for check in ordered(checks):
+        mark = "ok" if check.passed else "FAIL"
+        lines.append(f"  {mark:<4} {check.gate:<9} {check.name:<32} {check.why}")
+    verdict = (
+        f"gate: FAILED {len(failed)} of {len(checks)} checks: "
+        + ", ".join(f"{c.gate}/{c.name}" for c in failed)
+        if failed
+        else f"gate: passed all {len(checks)} checks"
+    )
+    return "\n".join([*lines, verdict])
+
+
+def _accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    return float((probabilities.argmax(axis=1) == labels).mean())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("prepared", type=Path, help="folder written by `prepare`")
+    parser.add_argument("contract", type=Path, help="data contract (YAML)")
+    parser.add_argument("checkpoint", type=Path, help="torch checkpoint written by `train`")
+    parser.add_argument("onnx", type=Path, help="ONNX model written by `export`")
+    parser.add_argument("int8", type=Path, help="int8 model written by `quantize`")
+    parser.add_argument("metadata", type=Path, help="model metadata written by `export`")
+    parser.add_argument("metrics", type=Path, help="metrics written by `evaluate`")
+    parser.add_argument("report", type=Path, help="where to write the gate result (JSON)")
+    parser.add_argument(
+        "--baseline",
+        default=os.environ.get("GATE_BASELINE", "auto"),
+        help="auto (default; env GATE_BASELINE), none, champion, or git:<rev>",
+    )
+    parser.add_argument("--no-register", action="store_true", help="judge only, never register")
+    args = parser.parse_args(argv)
+
+    params = Params.load()
+    gates = params.gate
+    schema = FeatureSchema.load(args.prepared / "features.json")
+    features, labels = read_split(args.prepared / "test.csv", schema)
+    info = json.loads(args.metadata.read_text())
+    metrics = json.loads(args.metrics.read_text())
+    baseline = resolve(args.baseline, params.registry, args.metrics, args.onnx)
+    print(f"gate: judging {args.onnx} against {baseline.source}", flush=True)
+
+    threads = gates.latency.threads
+    candidate = onnx_session(args.onnx, threads)
+    int8 = onnx_session(args.int8, threads)
+    sessions = {"candidate": candidate, "int8": int8}
+    if baseline.model is not None:
+        sessions["baseline"] = onnx_session(baseline.model, threads)
+
+    from model.export import parity  # torch, only for the parity check
+    from model.network import load_checkpoint
+
+    max_diff = parity(load_checkpoint(args.checkpoint), candidate, features)
+    candidate_probabilities = predict_proba(candidate, features)
+    checks = [parity_check(max_diff, params.export.parity_tolerance, len(features))]
+    checks += interface_checks(candidate, info, Contract.load(args.contract))
+    checks += metric_checks(metrics, baseline.metrics, gates.metrics)
+    checks += behavior_checks(
+        lambda rows: predict_proba(candidate, rows), features, labels, schema, gates.behavior
+    )
+    print("gate: measuring latency side by side ...", flush=True)
+    profiles = measure_side_by_side(
+        sessions,
+        features,
+        rounds=gates.latency.rounds,
+        calls_per_round=gates.latency.calls_per_round,
+        batch_sizes=gates.latency.batch_sizes,
+    )
+    checks += latency_checks(profiles["candidate"], profiles.get("baseline"), gates.latency)
+    fp32_accuracy = _accuracy(candidate_probabilities, labels)
+    int8_accuracy = _accuracy(predict_proba(int8, features), labels)
+    checks.append(edge_check(fp32_accuracy, int8_accuracy, gates.edge))
+
+    passed = all(check.passed for check in checks)
+    report: dict[str, Any] = {
+        "passed": passed,
+        "baseline": baseline.describe(),
+        "candidate": {"onnx_sha256": info["sha256"], "metrics": metrics},
+        "checks": [asdict(check) for check in ordered(checks)],
+        "latency": {name: asdict(profile) for name, profile in profiles.items()},
+        "edge": {
+            "fp32_bytes": args.onnx.stat().st_size,
+            "int8_bytes": args.int8.stat().st_size,
+            "fp32_accuracy": fp32_accuracy,
+            "int8_accuracy": int8_accuracy,
+        },
+        "registered": None,
+    }
+    if passed and not args.no_register:
+        from model.registry import register
+
+        version = register(
+            params.registry.model_name,
+            params.registry.challenger_alias,
+            args.onnx,
+            info["sha256"],
+            info["weights_sha256"],
+            metrics,
+            tags={
+                "git_commit": git_commit(),
+                "data_md5": info["data_md5"],
+                "params_sha256": file_digest(Path("params.yaml")),
+                "gate_result": "passed",
+                "gate_baseline": baseline.source,
+            },
+        )
+        report["registered"] = asdict(version) | {"alias": params.registry.challenger_alias}
+    write_json_atomically(args.report, report)
+    print(format_table(checks, baseline), file=sys.stdout if passed else sys.stderr)
+    if report["registered"]:
+        registered = report["registered"]
+        action = "registered" if registered["created"] else "already registered as"
+        print(
+            f"gate: {action} {registered['name']} version {registered['version']}, "
+            f"alias {registered['alias']}"
+        )
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

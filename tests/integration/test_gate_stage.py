@@ -1,0 +1,135 @@
+"""The `gate` stage in a real DVC repository with a real MLflow store.
+
+Bad candidates (worse, slower, disagreeing with torch) are stopped by the gate named in the
+message and never registered; good ones are registered once, whatever the number of re-runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.pipeline_fixtures import VENV_BIN, dvc, run, stages_run
+
+pytestmark = pytest.mark.slow
+
+MODEL_NAME = "breast-cancer-classifier"
+GATE_ARGS = [
+    "data/prepared",
+    "data/contract.yaml",
+    "models/model.pt",
+    "models/model.onnx",
+    "models/model.int8.onnx",
+    "models/model.json",
+    "reports/metrics.json",
+    "reports/gate.json",
+]
+
+
+def _client(repo: Path) -> Any:
+    import mlflow
+
+    return mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+
+
+def _versions(repo: Path) -> list[Any]:
+    return list(_client(repo).search_model_versions(f"name = '{MODEL_NAME}'"))
+
+
+def _set_params(repo: Path, section: str, **values: object) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params[section].update(values)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def _gate_report(repo: Path) -> dict[str, Any]:
+    report: dict[str, Any] = json.loads((repo / "reports/gate.json").read_text())
+    return report
+
+
+def _failed(report: dict[str, Any]) -> set[str]:
+    return {f"{c['gate']}/{c['name']}" for c in report["checks"] if not c["passed"]}
+
+
+def test_first_run_has_no_baseline_and_registers_a_challenger(pipeline_repo: Path) -> None:
+    report = _gate_report(pipeline_repo)
+    assert report["passed"] is True
+    assert report["baseline"]["kind"] == "none"
+    assert "only absolute floors apply" in report["baseline"]["note"]
+    [version] = _versions(pipeline_repo)
+    assert report["registered"]["version"] == str(version.version)
+    client = _client(pipeline_repo)
+    assert client.get_model_version_by_alias(MODEL_NAME, "challenger").version == version.version
+    assert set(version.tags) >= {"git_commit", "data_md5", "params_sha256", "gate_result"}
+
+
+def test_re_running_the_gate_registers_no_duplicate(repo_copy: Path) -> None:
+    dvc(repo_copy, "repro", "--force", "--single-item", "gate")
+    assert len(_versions(repo_copy)) == 1
+    assert _gate_report(repo_copy)["registered"]["created"] is False
+
+
+def test_a_worse_candidate_is_stopped_by_the_metric_gate(repo_copy: Path) -> None:
+    _set_params(repo_copy, "train", epochs=1)
+    result = dvc(repo_copy, "repro", check=False)
+    assert result.returncode != 0
+    assert stages_run(result.stdout)[-1] == "gate"
+    assert "metric/accuracy_floor" in result.stderr
+    assert _gate_report(repo_copy)["registered"] is None
+    assert len(_versions(repo_copy)) == 1
+
+
+def test_a_slower_candidate_is_stopped_by_the_latency_ratio(repo_copy: Path) -> None:
+    """A far wider network, judged against the committed model measured side by side."""
+    _set_params(repo_copy, "train", hidden_units=[1024, 1024])
+    result = dvc(repo_copy, "repro", check=False, env={"GATE_BASELINE": "git:HEAD"})
+    report = _gate_report(repo_copy)
+    assert result.returncode != 0
+    assert report["baseline"]["kind"] == "git"
+    assert report["baseline"]["has_model"] is True
+    assert "latency/p99_ratio" in _failed(report)
+    assert "latency/p99_ratio" in result.stderr
+    assert len(_versions(repo_copy)) == 1
+
+
+def test_an_onnx_model_that_disagrees_with_torch_is_stopped_by_parity(repo_copy: Path) -> None:
+    import torch
+
+    from model.export import to_onnx
+    from model.network import Classifier
+
+    torch.manual_seed(123)
+    impostor = Classifier(30, (32, 16), 2).eval()
+    onnx_path = repo_copy / "models/model.onnx"
+    onnx_path.write_bytes(to_onnx(impostor, np.ones((4, 30), dtype=np.float32), 18))
+    args = [*GATE_ARGS, "--baseline", "none", "--no-register"]
+    result = run(repo_copy, str(VENV_BIN / "python"), "-m", "model.gate", *args, check=False)
+    assert result.returncode == 1
+    assert "parity/onnx_matches_torch" in result.stderr
+    assert _gate_report(repo_copy)["checks"][0]["name"] == "onnx_matches_torch"
+
+
+def test_the_champion_is_the_baseline_when_set(repo_copy: Path) -> None:
+    client = _client(repo_copy)
+    [version] = _versions(repo_copy)
+    client.set_registered_model_alias(MODEL_NAME, "champion", version.version)
+    dvc(repo_copy, "repro", "--force", "--single-item", "gate")
+    report = _gate_report(repo_copy)
+    assert report["baseline"]["kind"] == "champion"
+    assert f"version {version.version}" in report["baseline"]["source"]
+    assert {"metric/roc_auc_vs_baseline", "latency/p99_ratio"} <= {
+        f"{c['gate']}/{c['name']}" for c in report["checks"]
+    }
+
+
+def test_an_unknown_git_baseline_falls_back_to_floors_and_says_so(repo_copy: Path) -> None:
+    args = [*GATE_ARGS, "--baseline", "git:no-such-branch", "--no-register"]
+    run(repo_copy, str(VENV_BIN / "python"), "-m", "model.gate", *args)
+    baseline = _gate_report(repo_copy)["baseline"]
+    assert baseline["kind"] == "none"
+    assert "not found" in baseline["note"]

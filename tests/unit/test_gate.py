@@ -1,0 +1,101 @@
+"""Each gate's pure check passes what it should, fails what it should, and says why."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from model.baseline import NO_BASELINE
+from model.gate import (
+    Check,
+    edge_check,
+    format_table,
+    latency_checks,
+    metric_checks,
+    ordered,
+    parity_check,
+)
+from model.latency import LatencyProfile
+from model.params import EdgeGate, LatencyGate, MetricGate
+
+GATES = {
+    "roc_auc": MetricGate(min=0.95, max_drop=0.01),
+    "log_loss": MetricGate(max=0.3, max_rise=0.05),
+}
+BASELINE = {"roc_auc": 0.99, "log_loss": 0.10}
+LATENCY = LatencyGate(
+    threads=1, rounds=3, calls_per_round=10, batch_sizes=(1,), p99_budget_ms=1.0, max_p99_ratio=1.5
+)
+
+
+def _failed(checks: list[Check]) -> set[str]:
+    return {check.name for check in checks if not check.passed}
+
+
+def test_a_candidate_as_good_as_the_baseline_passes() -> None:
+    assert _failed(metric_checks(BASELINE, BASELINE, GATES)) == set()
+
+
+def test_a_worse_candidate_fails_against_the_baseline() -> None:
+    """A drop within the floor but beyond `max_drop` is still stopped."""
+    checks = metric_checks({"roc_auc": 0.97, "log_loss": 0.2}, BASELINE, GATES)
+    assert _failed(checks) == {"roc_auc_vs_baseline", "log_loss_vs_baseline"}
+
+
+def test_a_candidate_under_the_floor_fails_without_a_baseline() -> None:
+    checks = metric_checks({"roc_auc": 0.9, "log_loss": 0.1}, None, GATES)
+    assert _failed(checks) == {"roc_auc_floor"}
+    assert not any(check.name.endswith("vs_baseline") for check in checks)
+
+
+def test_a_missing_metric_fails() -> None:
+    assert "log_loss" in _failed(metric_checks({"roc_auc": 0.99}, None, GATES))
+
+
+def test_metric_bounds_must_pick_one_direction() -> None:
+    with pytest.raises(ValueError, match="lower is better"):
+        MetricGate(min=0.5, max=0.9)
+
+
+def test_latency_ratio_over_the_limit_fails_and_names_both_p99s() -> None:
+    slow = LatencyProfile(p50_ms=0.5, p99_ms=0.9, rows_per_second={1: 1000.0})
+    fast = LatencyProfile(p50_ms=0.1, p99_ms=0.3, rows_per_second={1: 5000.0})
+    checks = latency_checks(slow, fast, LATENCY)
+    assert _failed(checks) == {"p99_ratio"}
+    assert "0.9000 ms / baseline 0.3000 ms = 3.00x" in checks[1].why
+
+
+def test_latency_without_baseline_checks_the_budget_only() -> None:
+    slow = LatencyProfile(p50_ms=1.0, p99_ms=2.0, rows_per_second={1: 500.0})
+    assert [check.name for check in latency_checks(slow, None, LATENCY)] == ["p99_budget"]
+    assert _failed(latency_checks(slow, None, LATENCY)) == {"p99_budget"}
+
+
+def test_parity_over_tolerance_fails() -> None:
+    assert not parity_check(2e-5, 1e-5, 100).passed
+    assert parity_check(1e-7, 1e-5, 100).passed
+
+
+def test_edge_model_losing_too_much_accuracy_fails() -> None:
+    assert not edge_check(0.98, 0.90, EdgeGate(max_accuracy_drop=0.02)).passed
+    assert edge_check(0.98, 0.97, EdgeGate(max_accuracy_drop=0.02)).passed
+
+
+def test_failing_checks_come_first_and_are_named_in_the_verdict() -> None:
+    checks = [
+        Check("metric", "a", True, 1.0, 0.5, "fine"),
+        Check("latency", "p99_ratio", False, 3.0, 1.5, "too slow"),
+    ]
+    assert [check.name for check in ordered(checks)] == ["p99_ratio", "a"]
+    table = format_table(checks, NO_BASELINE)
+    assert table.splitlines()[-1] == "gate: FAILED 1 of 2 checks: latency/p99_ratio"
+    assert "only absolute floors apply" in table.splitlines()[0]
+
+
+def test_every_check_is_json_ready() -> None:
+    import json
+    from dataclasses import asdict
+
+    checks = metric_checks(BASELINE, BASELINE, GATES)
+    assert json.loads(json.dumps([asdict(check) for check in checks]))[0]["gate"] == "metric"
+    assert np.isfinite([check.value for check in checks if isinstance(check.value, float)]).all()
