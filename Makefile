@@ -10,6 +10,7 @@ TORCH_VERSION := 2.13.0
 # Extra pip arguments for torch alone, e.g. a CPU-only package index on a laptop.
 TORCH_PIP_ARGS ?=
 PYTEST_ARGS ?=
+PORT ?= 3000
 
 # Telemetry off for every tool, in every target.
 export DVC_NO_ANALYTICS := 1
@@ -17,9 +18,11 @@ export BENTOML_DO_NOT_TRACK := true
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# The BentoML model and Bento stores live in the project, not in ~/bentoml.
+export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help install pipeline repro gate test test-unit lint format bench-repro bench-latency lock clean
+.PHONY: help install pipeline repro gate package serve load-test test test-unit lint format bench-repro bench-latency lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -35,7 +38,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 install: $(VENV)/.installed ## Create .venv and install everything (idempotent)
 
-pipeline: repro ## Run the whole flow on this machine: the DVC pipeline, end to end
+pipeline: repro ## Run the whole flow on this machine: pipeline, gates, Bento, load test
+	python -m load_tests.run
 
 repro: install ## Reproduce the DVC pipeline; stages whose inputs did not change are skipped
 	dvc repro
@@ -43,6 +47,15 @@ repro: install ## Reproduce the DVC pipeline; stages whose inputs did not change
 gate: install ## Judge the model again (metrics, behaviour, latency, parity, edge); GATE_BASELINE=git:main
 	dvc repro quantize
 	dvc repro --force --single-item gate
+
+package: install ## Import the gated model into the BentoML store and build the Bento (offline)
+	dvc repro package
+
+serve: package ## Serve the current model on 127.0.0.1:$(PORT) (default 3000)
+	bentoml serve serving.service:Classifier --host 127.0.0.1 --port $(PORT)
+
+load-test: package ## Locust against a fresh server; fails when the SLO in params.yaml is missed
+	python -m load_tests.run
 
 test: install ## Run every test: unit, property, integration and end-to-end
 	pytest $(PYTEST_ARGS)

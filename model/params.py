@@ -104,12 +104,41 @@ class RegistryParams(Section):
     champion_alias: str = Field(min_length=1)
 
 
+class BatchingParams(Section):
+    max_batch_size: int = Field(ge=1)
+    max_latency_ms: int = Field(ge=1)
+
+
+class SloParams(Section):
+    users: int = Field(ge=1)
+    spawn_rate: float = Field(gt=0)
+    requests_per_user_s: float = Field(gt=0)
+    run_time_s: int = Field(ge=1)
+    max_failure_ratio: float = Field(ge=0, le=1)
+    p95_ms: float = Field(gt=0)
+    p99_ms: float = Field(gt=0)
+    min_rps: float = Field(ge=0)
+
+
+class ServingParams(Section):
+    workers: int = Field(ge=1)
+    onnx_threads: int = Field(ge=1)
+    max_rows: int = Field(ge=1)
+    max_body_bytes: int = Field(ge=1024)
+    timeout_s: float = Field(gt=0)
+    trace_predict: bool
+    ready_timeout_s: float = Field(gt=0)
+    batching: BatchingParams
+    slo: SloParams
+
+
 class Params(Section):
     prepare: PrepareParams
     train: TrainParams
     evaluate: EvaluateParams
     export: ExportParams
     gate: GateParams
+    serving: ServingParams
     registry: RegistryParams
 
     @classmethod

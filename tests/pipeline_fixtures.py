@@ -25,7 +25,7 @@ def project_env() -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("MLFLOW_", "GATE_", "GITHUB_"))
+        if not key.startswith(("MLFLOW_", "GATE_", "GITHUB_", "BENTOML_HOME"))
     }
     env |= {
         "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
@@ -45,7 +45,7 @@ def run(
     result = subprocess.run(
         command,
         cwd=cwd,
-        env=project_env() | dict(env or {}),
+        env=project_env() | {"BENTOML_HOME": str(cwd / ".bentoml")} | dict(env or {}),
         capture_output=True,
         text=True,
         check=False,

@@ -1,0 +1,106 @@
+"""Locust users sending held-out rows to POST /predict; the run fails when the SLO is missed.
+
+Mix: four single-row requests for every small batch (2-8 rows), rows drawn from the test split.
+Each user paces itself (`serving.slo.requests_per_user_s`), so the offered rate is bounded. When
+the run ends, the SLO in params.yaml is checked (failure ratio, p95, p99, throughput), a summary
+is written as JSON for the PR report (LOAD_TEST_SUMMARY, default reports/load_test.json), and
+the exit code is set to 1 on any miss.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from locust import FastHttpUser, constant_throughput, events, task
+from locust.env import Environment
+
+from model.atomic import write_json_atomically
+from model.params import Params, SloParams
+
+PARAMS = Params.load(Path(os.environ.get("PARAMS_PATH", "params.yaml")))
+SLO = PARAMS.serving.slo
+ROWS_FILE = Path(os.environ.get("LOAD_TEST_ROWS", "data/prepared/test.csv"))
+SUMMARY = Path(os.environ.get("LOAD_TEST_SUMMARY", "reports/load_test.json"))
+
+
+def _held_out_rows() -> list[dict[str, float]]:
+    frame = pd.read_csv(ROWS_FILE)
+    features = [column for column in frame.columns if column != "diagnosis"]
+    records: list[dict[str, float]] = frame[features].astype(float).to_dict("records")
+    return records
+
+
+ROWS = _held_out_rows()
+
+
+class PredictUser(FastHttpUser):
+    """One client: mostly single rows, sometimes a small batch."""
+
+    wait_time = constant_throughput(SLO.requests_per_user_s)
+
+    @task(4)
+    def single_row(self) -> None:
+        self._predict(1)
+
+    @task(1)
+    def small_batch(self) -> None:
+        self._predict(random.randint(2, 8))
+
+    def _predict(self, size: int) -> None:
+        rows = random.sample(ROWS, size)
+        with self.client.post(
+            "/predict",
+            json={"rows": rows},
+            name=f"/predict [{'1 row' if size == 1 else 'batch'}]",
+            catch_response=True,
+        ) as response:
+            if response.status_code != 200:
+                response.failure(f"HTTP {response.status_code}: {response.text[:200]}")
+            elif len(response.json()) != size:
+                response.failure(f"asked for {size} predictions, got {len(response.json())}")
+
+
+def check_slo(stats: Any, slo: SloParams) -> dict[str, Any]:
+    """Every SLO figure with its budget and verdict, from Locust's aggregated stats."""
+    total = stats.total
+    figures = {
+        "failure_ratio": (total.fail_ratio, slo.max_failure_ratio, "max"),
+        "p95_ms": (total.get_response_time_percentile(0.95) or 0.0, slo.p95_ms, "max"),
+        "p99_ms": (total.get_response_time_percentile(0.99) or 0.0, slo.p99_ms, "max"),
+        "requests_per_s": (total.total_rps, slo.min_rps, "min"),
+    }
+    checks = {
+        name: {
+            "value": value,
+            "budget": budget,
+            "kind": kind,
+            "passed": value <= budget if kind == "max" else value >= budget,
+        }
+        for name, (value, budget, kind) in figures.items()
+    }
+    return {
+        "passed": all(check["passed"] for check in checks.values()),
+        "requests": total.num_requests,
+        "failures": total.num_failures,
+        "median_ms": total.median_response_time,
+        "checks": checks,
+    }
+
+
+@events.quitting.add_listener  # type: ignore[untyped-decorator]
+def _enforce_slo(environment: Environment, **_: Any) -> None:
+    summary = check_slo(environment.stats, SLO)
+    write_json_atomically(SUMMARY, summary)
+    for name, check in summary["checks"].items():
+        mark = "ok  " if check["passed"] else "MISS"
+        print(f"  {mark} {name:<15} {check['value']:10.3f} ({check['kind']} {check['budget']:g})")
+    if not summary["passed"]:
+        missed = [name for name, check in summary["checks"].items() if not check["passed"]]
+        print(f"load test: SLO missed: {', '.join(missed)} (budget: params.yaml serving.slo)")
+        environment.process_exit_code = 1
+    else:
+        print(f"load test: SLO met ({summary['requests']} requests) -> {SUMMARY}")

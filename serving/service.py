@@ -1,0 +1,139 @@
+"""BentoML service: the gated ONNX model behind POST /predict and GET /metadata.
+
+Loads the model from the BentoML model store with onnxruntime only. Requests are validated per
+request (serving/schema.py) and then merged by BentoML's adaptive batcher into one onnxruntime
+call. Settings come from params.yaml (`serving`), read once when the module is imported, which
+is when BentoML resolves the service.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import bentoml
+import numpy as np
+from pydantic import Field
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from model.inference import onnx_session, predict_proba
+from model.params import Params
+from serving.limits import BodySizeLimit
+from serving.model_store import METADATA_FILE, ONNX_FILE, use_project_store
+from serving.schema import ModelInfo, Prediction, example_row, row_model
+
+use_project_store()
+PARAMS = Params.load()
+SETTINGS = PARAMS.serving
+MODEL = bentoml.models.BentoModel(f"{PARAMS.registry.model_name}:latest")
+
+
+def _model_metadata() -> dict[str, Any]:
+    stored = MODEL.stored
+    if stored is None:
+        home = os.environ.get("BENTOML_HOME", "~/bentoml")
+        raise bentoml.exceptions.NotFound(
+            f"no {MODEL.tag} in the BentoML model store under BENTOML_HOME={home}: "
+            "run `make package` (or set BENTOML_HOME to the store that has it)"
+        )
+    metadata: dict[str, Any] = stored.info.metadata
+    return metadata
+
+
+FEATURES: list[str] = list(_model_metadata()["feature_names"])
+Row = row_model(FEATURES)
+EXAMPLE = [example_row(FEATURES, [0.0] * len(FEATURES))]
+
+predictions_total = bentoml.metrics.Counter(
+    name="predictions_total",
+    documentation="Rows predicted, by predicted label and model version",
+    labelnames=["label", "model_version"],
+)
+
+metadata_app = Starlette()
+
+
+@bentoml.service(
+    name="classifier",
+    workers=SETTINGS.workers,
+    traffic={"timeout": SETTINGS.timeout_s},
+    metrics={"enabled": True},
+    logging={"access": {"enabled": False}},
+    # A span per prediction costs more CPU than the model; trace the rest, not the hot route.
+    tracing={"excluded_urls": [] if SETTINGS.trace_predict else ["/predict"]},
+)
+@bentoml.asgi_app(metadata_app, path="/")  # GET /metadata; BentoML routes keep priority
+class Classifier:
+    """POST /predict {"rows": [{feature: number, ...}, ...]} -> one prediction per row."""
+
+    model = MODEL
+
+    def __init__(self) -> None:
+        stored = self.model  # BentoML resolves the class attribute to the stored model
+        folder = Path(stored.path)
+        metadata = json.loads((folder / METADATA_FILE).read_text())
+        self.info = ModelInfo(
+            model_version=stored.info.labels.get("model_version", str(stored.tag.version)),
+            model_tag=str(stored.tag),
+            onnx_sha256=metadata["sha256"],
+            max_rows=SETTINGS.max_rows,
+            **{key: metadata[key] for key in ModelInfo.model_fields if key in metadata},
+        )
+        self.session = onnx_session(folder / ONNX_FILE, SETTINGS.onnx_threads)
+        self.labels = np.array(self.info.labels)
+        version = self.info.model_version
+        self.counters = {
+            label: predictions_total.labels(label=label, model_version=version)
+            for label in self.info.labels
+        }
+
+    @bentoml.api(  # type: ignore[untyped-decorator]
+        batchable=True,
+        max_batch_size=SETTINGS.batching.max_batch_size,
+        max_latency_ms=SETTINGS.batching.max_latency_ms,
+    )
+    async def predict(
+        self,
+        rows: Annotated[
+            list[Row],  # type: ignore[valid-type]
+            Field(min_length=1, max_length=SETTINGS.max_rows, examples=[EXAMPLE]),
+        ],
+    ) -> list[Prediction]:
+        # (rows, n_features) in the model's feature order -> (rows, n_classes)
+        features = np.array(
+            [[getattr(row, name) for name in FEATURES] for row in rows], dtype=np.float32
+        )
+        probabilities = predict_proba(self.session, features)
+        version = self.info.model_version
+        predictions = []
+        for label, row in zip(
+            self.labels[probabilities.argmax(axis=1)], probabilities, strict=True
+        ):
+            self.counters[label].inc()
+            predictions.append(
+                Prediction(
+                    label=str(label),
+                    probabilities=dict(zip(self.info.labels, row.tolist(), strict=True)),
+                    model_version=version,
+                )
+            )
+        return predictions
+
+
+async def _metadata(request: Request) -> JSONResponse:
+    try:
+        service: Classifier = bentoml.get_current_service()
+    except bentoml.exceptions.BentoMLException:
+        return JSONResponse({"error": "the model is still loading"}, status_code=503)
+    return JSONResponse(service.info.model_dump())
+
+
+# BentoML otherwise rebuilds the output's JSON schema on every response to find its media type.
+Classifier.apis["predict"].output_spec.media_type = "application/json"  # type: ignore[attr-defined]
+metadata_app.router.routes.append(Route("/metadata", _metadata, methods=["GET"]))
+Classifier.add_asgi_middleware(BodySizeLimit, max_bytes=SETTINGS.max_body_bytes)  # type: ignore[attr-defined]
