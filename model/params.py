@@ -106,7 +106,6 @@ class RegistryParams(Section):
 
 class BatchingParams(Section):
     max_batch_size: int = Field(ge=1)
-    max_latency_ms: int = Field(ge=1)
 
 
 class SloParams(Section):
