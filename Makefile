@@ -22,10 +22,10 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help install pipeline repro gate package serve load-test test test-unit lint format bench-repro bench-latency lock clean
+.PHONY: help install pipeline repro gate package serve load-test rollout rollback k8s-manifests system-deps test test-unit lint format bench-repro bench-latency bench-serving lock clean
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -38,8 +38,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 install: $(VENV)/.installed ## Create .venv and install everything (idempotent)
 
-pipeline: repro ## Run the whole flow on this machine: pipeline, gates, Bento, load test
+pipeline: repro system-deps ## The whole flow here: pipeline, gates, Bento, load test, canary rollout
 	python -m load_tests.run
+	python -m serving.rollout canary
 
 repro: install ## Reproduce the DVC pipeline; stages whose inputs did not change are skipped
 	dvc repro
@@ -57,7 +58,30 @@ serve: package ## Serve the current model on 127.0.0.1:$(PORT) (default 3000)
 load-test: package ## Locust against a fresh server; fails when the SLO in params.yaml is missed
 	python -m load_tests.run
 
-test: install ## Run every test: unit, property, integration and end-to-end
+rollout: package system-deps ## Canary rollout of the challenger behind nginx (plan: params.yaml rollout)
+	python -m serving.rollout canary
+
+rollback: install ## Restore the previous champion (or roll back an interrupted rollout)
+	python -m serving.rollout rollback
+
+k8s-manifests: install ## Render the rollout plan for Kubernetes (Argo Rollouts) into deploy/k8s
+	python -m serving.k8s deploy/k8s
+
+# System tools the rollout and benchmarks run: installed where missing and possible (Debian, as
+# root or with passwordless sudo); elsewhere the target says how.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
+system-deps: ## Install nginx and wrk if missing (Debian/Ubuntu), else print how
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { \
+		if command -v apt-get >/dev/null 2>&1; then \
+			echo "system-deps: installing nginx-light and wrk with apt-get"; \
+			$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nginx-light wrk >/dev/null; \
+		else \
+			echo "system-deps: install nginx and wrk (e.g. brew install nginx wrk)" >&2; exit 1; \
+		fi; }
+	@command -v wrk >/dev/null 2>&1 || { $(SUDO) apt-get install -y -qq wrk >/dev/null 2>&1 || \
+		echo "system-deps: wrk missing (only make bench-serving needs it): apt-get install wrk"; }
+
+test: install system-deps ## Run every test: unit, property, integration and end-to-end
 	pytest $(PYTEST_ARGS)
 
 test-unit: install ## Run the fast tests only (no pipeline runs, no servers)
@@ -77,6 +101,9 @@ bench-repro: install ## Benchmark: print cold and warm `dvc repro` times in a sc
 
 bench-latency: repro ## Benchmark: in-process ONNX latency, fp32 vs itself (A/A) and int8, side by side
 	python -m benchmarks.model_latency
+
+bench-serving: package system-deps ## Benchmark: this service vs FastAPI, the naive peer and raw onnxruntime (wrk)
+	python -m benchmarks.serving
 
 lock: install ## Re-pin constraints.txt from the current environment
 	pip freeze --exclude-editable | grep -viE '^(torch|mlops-starter)==' > constraints.txt

@@ -40,7 +40,10 @@ ROWS = _held_out_rows()
 class PredictUser(FastHttpUser):
     """One client: mostly single rows, sometimes a small batch."""
 
-    wait_time = constant_throughput(SLO.requests_per_user_s)
+    # A rollout drives traffic at its own rate (params.yaml rollout.traffic).
+    wait_time = constant_throughput(
+        float(os.environ.get("LOCUST_REQUESTS_PER_USER_S", SLO.requests_per_user_s))
+    )
 
     @task(4)
     def single_row(self) -> None:

@@ -131,6 +131,46 @@ class ServingParams(Section):
     slo: SloParams
 
 
+class AnalysisParams(Section):
+    min_requests: int = Field(ge=1)
+    min_success_rate: float = Field(ge=0, le=1)
+    max_p99_ms: float = Field(gt=0)
+    mirror_requests: int = Field(ge=1)
+    max_label_disagreement: float = Field(ge=0, le=1)
+
+
+class TrafficParams(Section):
+    users: int = Field(ge=1)
+    requests_per_user_s: float = Field(gt=0)
+
+
+class KubernetesParams(Section):
+    namespace: str = Field(min_length=1)
+    image: str = Field(min_length=1)
+    replicas: int = Field(ge=1)
+    max_replicas: int = Field(ge=1)
+    cpu_target_percent: int = Field(ge=1, le=100)
+    prometheus_address: str = Field(min_length=1)
+
+
+class RolloutParams(Section):
+    nginx_port: int = Field(ge=1, le=65535)
+    steps: tuple[int, ...] = Field(min_length=1)
+    hold_s: float = Field(gt=0)
+    failure_limit: int = Field(ge=0)
+    analysis: AnalysisParams
+    traffic: TrafficParams
+    kubernetes: KubernetesParams
+
+    @model_validator(mode="after")
+    def _rising_to_all(self) -> RolloutParams:
+        if list(self.steps) != sorted(set(self.steps)) or self.steps[0] <= 0:
+            raise ValueError("rollout.steps must rise strictly, from above 0")
+        if self.steps[-1] != 100:
+            raise ValueError("rollout.steps must end at 100 (all traffic on the new version)")
+        return self
+
+
 class Params(Section):
     prepare: PrepareParams
     train: TrainParams
@@ -138,6 +178,7 @@ class Params(Section):
     export: ExportParams
     gate: GateParams
     serving: ServingParams
+    rollout: RolloutParams
     registry: RegistryParams
 
     @classmethod

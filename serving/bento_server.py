@@ -16,8 +16,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
+
+import psutil
 
 DEFAULT_SERVICE = "serving.service:Classifier"
 
@@ -41,6 +44,40 @@ def is_ready(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
+def stop_group(pid: int, grace_s: float = 10.0, known: Iterable[int] = ()) -> None:
+    """End a server started by `BentoServer` (possibly by another process) and all it started.
+
+    BentoML's workers call setsid(), so they leave the server's process group: they are found
+    as descendants instead, before the parent goes, and stopped with it.
+    """
+    processes = []
+    for candidate in [pid, *known]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process = psutil.Process(candidate)
+            processes += [process, *process.children(recursive=True)]
+    processes = list({process.pid: process for process in processes}.values())
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGTERM)
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.terminate()
+    _, alive = psutil.wait_procs(processes, timeout=grace_s)
+    for process in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(alive, timeout=5)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def family(pid: int) -> list[int]:
+    """The pids a process started, however deep."""
+    try:
+        return [child.pid for child in psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
 class BentoServer:
     """`with BentoServer(port=...) as server:` serves `service` until the block ends."""
 
@@ -62,6 +99,7 @@ class BentoServer:
         self.log = log or self.cwd / f".bentoml-serve-{self.port}.log"
         self.ready_timeout_s = ready_timeout_s
         self.process: subprocess.Popen[bytes] | None = None
+        self.family: list[int] = []  # worker pids, recorded once ready: they outlive their parent
 
     def start(self) -> BentoServer:
         bentoml = Path(sys.executable).with_name("bentoml")
@@ -86,6 +124,7 @@ class BentoServer:
                     f"{self.service} exited ({self.process.returncode}):\n{self.tail()}"
                 )
             if is_ready(self.url):
+                self.family = family(self.process.pid) if self.process else []
                 return
             time.sleep(0.2)
         waited = f"{self.ready_timeout_s:g} s"
@@ -99,19 +138,20 @@ class BentoServer:
         except OSError:
             return "(no log)"
 
+    @property
+    def pid(self) -> int | None:
+        """Also the process group id: `stop_group(pid)` ends the server from another process."""
+        return None if self.process is None else self.process.pid
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def stop(self, grace_s: float = 10.0) -> None:
-        """SIGTERM the process group, then SIGKILL what is left after `grace_s`."""
-        if self.process is None or self.process.poll() is not None:
+        """SIGTERM the server and every process it started, SIGKILL what is left after `grace_s`."""
+        if self.process is None:
             return
-        group = os.getpgid(self.process.pid)
-        os.killpg(group, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(group, signal.SIGKILL)
-            self.process.wait()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(group, signal.SIGKILL)  # workers that outlived their parent
+        stop_group(self.process.pid, grace_s, known=self.family)
+        self.process.wait()
 
     def __enter__(self) -> BentoServer:
         self.start()

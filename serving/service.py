@@ -37,7 +37,11 @@ from serving.schema import ModelInfo, Prediction, example_row, row_model
 use_project_store()
 PARAMS = Params.load()
 SETTINGS = PARAMS.serving
-MODEL = bentoml.models.BentoModel(f"{PARAMS.registry.model_name}:latest")
+# The rollout serves a stable and a canary model side by side: each server is told its tag.
+MODEL_TAG_ENV = "SERVING_MODEL_TAG"
+MODEL = bentoml.models.BentoModel(
+    os.environ.get(MODEL_TAG_ENV) or f"{PARAMS.registry.model_name}:latest"
+)
 
 
 def _model_metadata() -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Peers of the real service for `benchmarks.serving`: same API, other ways of serving it."""

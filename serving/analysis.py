@@ -1,0 +1,164 @@
+"""Canary analysis: per-variant success rate and latency from nginx's log, and model agreement.
+
+nginx logs one JSON line per client request with every upstream attempt (address, status, time),
+so a canary that fails is seen failing even when nginx's retry on the stable server hid it from
+the client. The model-aware check replays logged requests to both variants and compares labels:
+a new model may differ a little from the old one, not wildly.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from model.params import AnalysisParams
+
+
+@dataclass(frozen=True)
+class Attempt:
+    port: int
+    status: int  # 0 when nginx got no answer
+    seconds: float
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    msec: float
+    status: int
+    uri: str
+    attempts: tuple[Attempt, ...]
+    body: str
+
+
+def _number(text: str, default: float = 0.0) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return default
+
+
+def parse_entry(line: str) -> LogEntry | None:
+    """One nginx JSON log line; None for lines that are not (a partial last line, say)."""
+    try:
+        raw: dict[str, Any] = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    attempts = []
+    addresses = [a.strip() for a in str(raw.get("upstream", "")).split(",") if a.strip()]
+    statuses = [s.strip() for s in str(raw.get("upstream_status", "")).split(",")]
+    times = [t.strip() for t in str(raw.get("upstream_time", "")).split(",")]
+    for index, address in enumerate(addresses):
+        if ":" not in address:
+            continue
+        port = int(address.rsplit(":", 1)[1])
+        status = statuses[index] if index < len(statuses) else ""
+        seconds = times[index] if index < len(times) else ""
+        attempts.append(Attempt(port, int(_number(status)), _number(seconds)))
+    return LogEntry(
+        msec=_number(str(raw.get("msec", 0))),
+        status=int(raw.get("status", 0)),
+        uri=str(raw.get("uri", "")),
+        attempts=tuple(attempts),
+        body=str(raw.get("body", "")),
+    )
+
+
+def read_entries(log: Path, since: float, until: float, uri: str = "/predict") -> list[LogEntry]:
+    """Entries for `uri` logged in [since, until) (epoch seconds)."""
+    if not log.exists():
+        return []
+    entries = (parse_entry(line) for line in log.read_text(errors="replace").splitlines())
+    return [e for e in entries if e and e.uri == uri and since <= e.msec < until]
+
+
+@dataclass(frozen=True)
+class VariantStats:
+    """What one server did in a window, attempt by attempt."""
+
+    requests: int
+    failures: int
+    success_rate: float
+    p99_ms: float
+
+    def describe(self) -> dict[str, float]:
+        return {
+            "requests": self.requests,
+            "failures": self.failures,
+            "success_rate": round(self.success_rate, 4),
+            "p99_ms": round(self.p99_ms, 2),
+        }
+
+
+def variant_stats(entries: Iterable[LogEntry], port: int) -> VariantStats:
+    attempts = [a for entry in entries for a in entry.attempts if a.port == port]
+    failures = sum(1 for a in attempts if not 200 <= a.status < 500)
+    latencies = [a.seconds * 1000 for a in attempts if 200 <= a.status < 500]
+    return VariantStats(
+        requests=len(attempts),
+        failures=failures,
+        success_rate=1.0 - failures / len(attempts) if attempts else 0.0,
+        p99_ms=float(np.percentile(latencies, 99)) if latencies else 0.0,
+    )
+
+
+def client_failures(entries: Iterable[LogEntry]) -> int:
+    """Requests whose client got a 5xx (after nginx's retry)."""
+    return sum(1 for entry in entries if entry.status >= 500)
+
+
+def mirror_bodies(entries: Sequence[LogEntry], count: int) -> list[str]:
+    """The latest `count` request bodies that were answered with 200."""
+    bodies = [entry.body for entry in entries if entry.status == 200 and entry.body]
+    return bodies[-count:]
+
+
+def label_disagreement(bodies: Sequence[str], stable_url: str, canary_url: str) -> float | None:
+    """Share of rows whose label differs between the two servers; None with nothing to replay."""
+    differing = total = 0
+    with httpx.Client(timeout=10) as client:
+        for body in bodies:
+            headers = {"content-type": "application/json"}
+            stable = client.post(f"{stable_url}/predict", content=body, headers=headers)
+            canary = client.post(f"{canary_url}/predict", content=body, headers=headers)
+            if stable.status_code != 200 or canary.status_code != 200:
+                continue  # errors are the success-rate check's business
+            for old, new in zip(stable.json(), canary.json(), strict=True):
+                differing += old["label"] != new["label"]
+                total += 1
+    return differing / total if total else None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    reasons: list[str]  # why it failed; empty when it passed
+    checks: dict[str, Any]
+
+
+def judge(canary: VariantStats, disagreement: float | None, params: AnalysisParams) -> Verdict:
+    """The canary passes a step when it saw enough traffic, succeeded, was fast and agreed."""
+    reasons = []
+    if canary.requests < params.min_requests:
+        reasons.append(
+            f"inconclusive: canary saw {canary.requests} requests, fewer than {params.min_requests}"
+        )
+    if canary.requests and canary.success_rate < params.min_success_rate:
+        reasons.append(
+            f"success rate {canary.success_rate:.2%} below {params.min_success_rate:.2%} "
+            f"({canary.failures} failed of {canary.requests})"
+        )
+    if canary.p99_ms > params.max_p99_ms:
+        reasons.append(f"p99 {canary.p99_ms:.1f} ms above {params.max_p99_ms:g} ms")
+    if disagreement is not None and disagreement > params.max_label_disagreement:
+        reasons.append(
+            f"labels differ from stable on {disagreement:.1%} of mirrored rows, above "
+            f"{params.max_label_disagreement:.1%}"
+        )
+    checks = {"canary": canary.describe(), "label_disagreement": disagreement}
+    return Verdict(passed=not reasons, reasons=reasons, checks=checks)

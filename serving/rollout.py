@@ -1,0 +1,652 @@
+"""Canary, blue-green and shadow rollouts on one machine: nginx in front of BentoML servers.
+
+    python -m serving.rollout canary        # steps from params.yaml, analysis, promote/roll back
+    python -m serving.rollout blue-green    # switch all at once; `confirm` or `switch-back` later
+    python -m serving.rollout shadow        # mirror live traffic to the candidate, compare, stop
+    python -m serving.rollout rollback      # back to the previous champion, at any time
+    python -m serving.rollout status        # the persisted state
+    python -m serving.rollout stop          # stop what --keep-serving or blue-green left running
+
+Options name the versions (BentoML store tags; default: champion as stable, challenger as the
+new version), and `--no-traffic` leaves the driving to real clients.
+
+The plan (steps, hold, analysis thresholds, failure limit) is params.yaml `rollout`, the same
+values `make k8s-manifests` renders for Argo Rollouts. Every decision, with the step and the
+values behind it, is written to the state file (atomically, after every step) and a summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from model.atomic import write_json_atomically
+from model.params import Params
+from serving.analysis import (
+    client_failures,
+    judge,
+    label_disagreement,
+    mirror_bodies,
+    read_entries,
+    variant_stats,
+)
+from serving.bento_server import DEFAULT_SERVICE, BentoServer, NotReadyError, stop_group
+from serving.model_store import use_project_store
+from serving.nginx import Nginx, Routing
+from serving.traffic import Traffic
+
+DEFAULT_WORK_DIR = Path("reports/rollout")
+PREVIOUS_CHAMPION_ALIAS = "previous-champion"
+
+
+def log(message: str) -> None:
+    print(f"rollout: {message}", flush=True)
+
+
+# --- the models: BentoML store tags and MLflow registry versions ------------------------------
+
+
+def store_tag_for(name: str, registry_version: str) -> str | None:
+    """The BentoML store tag of the model registered as `registry_version`, if imported."""
+    import bentoml
+
+    for stored in bentoml.models.list(name):
+        if stored.info.labels.get("registry_version") == str(registry_version):
+            return str(stored.tag)
+    return None
+
+
+def registry_version_of(tag: str) -> str | None:
+    import bentoml
+
+    version = bentoml.models.get(tag).info.labels.get("registry_version")
+    return None if version in (None, "none") else str(version)
+
+
+def alias_version(name: str, alias: str) -> str | None:
+    from model.tracking import configure
+
+    client = configure().MlflowClient()
+    if not client.search_registered_models(filter_string=f"name = '{name}'"):
+        return None
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except Exception:  # MlflowException: alias not set
+        return None
+
+
+def move_alias(name: str, alias: str, version: str) -> None:
+    from model.tracking import configure
+
+    configure().MlflowClient().set_registered_model_alias(name, alias, version)
+
+
+# --- state ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Rollout:
+    """Everything needed to resume, roll back or report, saved after every change."""
+
+    path: Path
+    data: dict[str, Any]
+
+    def save(self) -> None:
+        self.data["updated"] = time.time()
+        write_json_atomically(self.path, self.data)
+
+    @classmethod
+    def load(cls, path: Path) -> Rollout:
+        if not path.exists():
+            raise SystemExit(f"rollout: no rollout state at {path}")
+        return cls(path, json.loads(path.read_text()))
+
+
+def sample_body(params: Params) -> str:
+    """One held-out row as a /predict body, for smoke tests."""
+    import pandas as pd
+
+    frame = pd.read_csv("data/prepared/test.csv").drop(columns="diagnosis").head(2)
+    return json.dumps({"rows": frame.astype(float).to_dict("records")})
+
+
+def smoke_test(url: str, body: str) -> str | None:
+    """None when the server answers a real request sensibly, else what went wrong."""
+    try:
+        response = httpx.post(
+            f"{url}/predict", content=body, headers={"content-type": "application/json"}, timeout=10
+        )
+    except httpx.HTTPError as error:
+        return f"smoke test: {type(error).__name__}: {error}"
+    if response.status_code != 200:
+        return f"smoke test: HTTP {response.status_code}: {response.text[:200]}"
+    answers = response.json()
+    if len(answers) != len(json.loads(body)["rows"]) or "label" not in answers[0]:
+        return f"smoke test: unexpected answer {response.text[:200]}"
+    return None
+
+
+def start_server(tag: str, service: str, params: Params, work_dir: Path, role: str) -> BentoServer:
+    server = BentoServer(
+        service,
+        env={"SERVING_MODEL_TAG": tag},
+        log=work_dir / f"{role}.log",
+        ready_timeout_s=params.serving.ready_timeout_s,
+    )
+    server.start()
+    log(f"{role}: starting {tag} on {server.url} (pid {server.pid})")
+    return server
+
+
+def variant(server: BentoServer, tag: str) -> dict[str, Any]:
+    return {
+        "model_tag": tag,
+        "port": server.port,
+        "pid": server.pid,
+        "workers": server.family,
+        "url": server.url,
+    }
+
+
+# --- canary --------------------------------------------------------------------------------------
+
+
+def run_canary(
+    params: Params,
+    stable_tag: str | None,
+    canary_tag: str,
+    *,
+    canary_service: str,
+    work_dir: Path,
+    drive_traffic: bool,
+    keep_serving: bool,
+) -> dict[str, Any]:
+    """Steps, analysis, then promotion or rollback. Returns the final state."""
+    plan = params.rollout
+    state = Rollout(
+        work_dir / "state.json",
+        {
+            "strategy": "canary",
+            "phase": "starting",
+            "plan": plan.model_dump(),
+            "steps": [],
+            "failed_analyses": 0,
+            "decision": None,
+        },
+    )
+    work_dir.mkdir(parents=True, exist_ok=True)
+    nginx = Nginx(work_dir / "nginx", plan.nginx_port)
+    body = sample_body(params)
+    servers: dict[str, BentoServer] = {}
+
+    def decide(action: str, reason: str, **values: Any) -> None:
+        state.data["decision"] = {"action": action, "reason": reason, **values}
+        state.data["phase"] = "promoted" if action == "promote" else "rolled_back"
+        state.save()
+        log(f"DECISION: {action.upper()}: {reason}")
+
+    def roll_back(reason: str, **values: Any) -> None:
+        if "stable" in servers:
+            nginx.apply(Routing({servers["stable"].port: 1}))
+        if "canary" in servers:
+            servers.pop("canary").stop()
+        decide("rollback", reason, **values)
+
+    try:
+        if stable_tag is not None:
+            servers["stable"] = start_server(
+                stable_tag, DEFAULT_SERVICE, params, work_dir, "stable"
+            )
+            servers["stable"].wait_ready()
+            state.data["stable"] = variant(servers["stable"], stable_tag)
+            nginx.apply(Routing({servers["stable"].port: 1}))
+        servers["canary"] = start_server(canary_tag, canary_service, params, work_dir, "canary")
+        state.data["canary"] = variant(servers["canary"], canary_tag)
+        state.data["nginx"] = {"prefix": str(nginx.prefix), "url": nginx.url}
+        state.save()
+        try:
+            servers["canary"].wait_ready()
+            state.data["canary"] = variant(servers["canary"], canary_tag)
+        except NotReadyError as error:
+            roll_back(
+                f"canary not ready within {params.serving.ready_timeout_s:g} s; no traffic "
+                "reached it",
+                step=None,
+                log_tail=str(error)[-800:],
+            )
+            return state.data
+        problem = smoke_test(servers["canary"].url, body)
+        if problem is not None:
+            roll_back(f"canary failed its {problem}", step=None)
+            return state.data
+        if stable_tag is None:
+            nginx.apply(Routing({servers["canary"].port: 1}))
+            _promote(state, params, servers, nginx, first=True)
+            return state.data
+
+        hold = plan.hold_s
+        total = hold * len(plan.steps) + 10
+        traffic = Traffic(nginx.url, plan.traffic, total, work_dir) if drive_traffic else None
+        started = time.time()
+        if traffic is not None:
+            traffic.__enter__()
+        try:
+            for index, weight in enumerate(plan.steps):
+                stable_port, canary_port = servers["stable"].port, servers["canary"].port
+                nginx.apply(Routing({stable_port: 100 - weight, canary_port: weight}))
+                state.data.update(phase="progressing", step=index, weight=weight)
+                state.save()
+                log(f"step {index + 1}/{len(plan.steps)}: canary weight {weight}%, hold {hold:g} s")
+                since = time.time()
+                died = _hold(servers["canary"], hold)
+                until = time.time()
+                if died:
+                    roll_back(
+                        f"canary process died at step {index + 1} (weight {weight}%)",
+                        step=index + 1,
+                        weight=weight,
+                    )
+                    break
+                entries = read_entries(nginx.access_log, since, until)
+                canary = variant_stats(entries, canary_port)
+                stable = variant_stats(entries, stable_port)
+                agreement = label_disagreement(
+                    mirror_bodies(entries, plan.analysis.mirror_requests),
+                    servers["stable"].url,
+                    servers["canary"].url,
+                )
+                verdict = judge(canary, agreement, plan.analysis)
+                record = {
+                    "step": index + 1,
+                    "weight": weight,
+                    "window": [since, until],
+                    "stable": stable.describe(),
+                    **verdict.checks,
+                    "passed": verdict.passed,
+                    "reasons": verdict.reasons,
+                }
+                state.data["steps"].append(record)
+                shown = "n/a" if agreement is None else f"{agreement:.1%}"
+                log(
+                    f"  stable: {stable.requests} req, {stable.success_rate:.1%} ok, "
+                    f"p99 {stable.p99_ms:.1f} ms | canary: {canary.requests} req, "
+                    f"{canary.success_rate:.1%} ok, p99 {canary.p99_ms:.1f} ms, "
+                    f"label disagreement {shown} -> {'pass' if verdict.passed else 'FAIL'}"
+                )
+                if not verdict.passed:
+                    state.data["failed_analyses"] += 1
+                    if state.data["failed_analyses"] > plan.failure_limit:
+                        roll_back(
+                            f"step {index + 1} (weight {weight}%): " + "; ".join(verdict.reasons),
+                            step=index + 1,
+                            weight=weight,
+                            values=record,
+                        )
+                        break
+                state.save()
+            else:
+                _promote(state, params, servers, nginx, first=False)
+        finally:
+            if traffic is not None:
+                traffic.__exit__(None, None, None)
+            entries = read_entries(nginx.access_log, started, time.time())
+            state.data["client_requests"] = len(entries)
+            state.data["client_failures"] = client_failures(entries)
+            state.save()
+        return state.data
+    except BaseException as error:
+        if state.data["decision"] is None:
+            roll_back(f"rollout interrupted: {type(error).__name__}: {error}")
+        raise
+    finally:
+        if not keep_serving:
+            for server in servers.values():
+                server.stop()
+            nginx.stop()
+            state.data["serving"] = "stopped (run with --keep-serving to leave it up)"
+            state.save()
+        elif state.data["phase"] in ("promoted", "rolled_back"):
+            state.data["serving"] = f"up at {nginx.url}"
+            state.save()
+
+
+def _hold(canary: BentoServer, seconds: float) -> bool:
+    """Wait out a step; True as soon as the canary process is found dead."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not canary.alive():
+            return True
+        time.sleep(0.25)
+    return not canary.alive()
+
+
+def _promote(
+    state: Rollout,
+    params: Params,
+    servers: dict[str, BentoServer],
+    nginx: Nginx,
+    *,
+    first: bool,
+) -> None:
+    """All traffic to the new version, the old stable drained and stopped, `champion` moved."""
+    canary = servers["canary"]
+    nginx.apply(Routing({canary.port: 1}))
+    if "stable" in servers:
+        time.sleep(0.5)  # let in-flight requests on the old stable finish
+        servers.pop("stable").stop()
+    servers["stable"] = servers.pop("canary")
+    name = params.registry.model_name
+    version = registry_version_of(state.data["canary"]["model_tag"])
+    previous = alias_version(name, params.registry.champion_alias)
+    if version is not None:
+        if previous is not None and previous != version:
+            move_alias(name, PREVIOUS_CHAMPION_ALIAS, previous)
+        move_alias(name, params.registry.champion_alias, version)
+    state.data["previous_champion"] = previous
+    state.data["champion"] = version
+    reason = (
+        "first deployment: no stable version to compare against, smoke test passed"
+        if first
+        else f"every step passed analysis ({len(params.rollout.steps)} steps)"
+    )
+    state.data["decision"] = {"action": "promote", "reason": reason}
+    state.data["phase"] = "promoted"
+    state.save()
+    log(f"DECISION: PROMOTE: {reason}; champion -> version {version} (was {previous})")
+
+
+# --- blue-green and shadow ------------------------------------------------------------------------
+
+
+def _agreement_on_sample(params: Params, old_url: str, new_url: str) -> float | None:
+    """Label disagreement between two servers on held-out rows (a smoke test for a new model)."""
+    import pandas as pd
+
+    frame = pd.read_csv("data/prepared/test.csv").drop(columns="diagnosis")
+    rows = frame.astype(float).to_dict("records")
+    bodies = [json.dumps({"rows": rows[i : i + 8]}) for i in range(0, len(rows), 8)]
+    return label_disagreement(bodies, old_url, new_url)
+
+
+def run_blue_green(
+    params: Params, blue_tag: str, green_tag: str, *, work_dir: Path, drive_traffic: bool
+) -> dict[str, Any]:
+    """Start green beside blue, smoke-test it, switch all traffic at once; blue stays ready."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    nginx = Nginx(work_dir / "nginx", params.rollout.nginx_port)
+    state = Rollout(work_dir / "state.json", {"strategy": "blue-green", "phase": "starting"})
+    blue = start_server(blue_tag, DEFAULT_SERVICE, params, work_dir, "blue")
+    green = start_server(green_tag, DEFAULT_SERVICE, params, work_dir, "green")
+    state.data["nginx"] = {"prefix": str(nginx.prefix), "url": nginx.url}
+    try:
+        blue.wait_ready()
+        nginx.apply(Routing({blue.port: 1}))
+        state.data["blue"] = variant(blue, blue_tag)
+        green.wait_ready()
+        state.data["green"] = variant(green, green_tag)
+        problem = smoke_test(green.url, sample_body(params))
+        disagreement = _agreement_on_sample(params, blue.url, green.url)
+        limit = params.rollout.analysis.max_label_disagreement
+        if problem is None and disagreement is not None and disagreement > limit:
+            problem = f"labels differ from blue on {disagreement:.1%} of held-out rows"
+        state.data["smoke_test"] = {"problem": problem, "label_disagreement": disagreement}
+    except (NotReadyError, httpx.HTTPError) as error:
+        problem = f"{type(error).__name__}: {str(error)[:300]}"
+    if problem is not None:
+        green.stop()
+        state.data.update(phase="aborted", decision={"action": "abort", "reason": problem})
+        state.save()
+        log(f"DECISION: ABORT: green failed: {problem}; blue keeps all traffic")
+        return state.data
+    seconds = params.rollout.hold_s
+    with _maybe_traffic(nginx, params, 2 * seconds, work_dir, drive_traffic):
+        time.sleep(seconds)
+        switched_at = time.time()
+        nginx.apply(Routing({green.port: 1}))
+        log(f"switched: all traffic on green ({green_tag}); blue ({blue_tag}) kept ready")
+        time.sleep(seconds)
+    entries = read_entries(nginx.access_log, switched_at - seconds, time.time())
+    state.data.update(
+        phase="switched",
+        client_requests=len(entries),
+        client_failures=client_failures(entries),
+        decision={"action": "switch", "reason": "green ready, smoke test and agreement passed"},
+    )
+    state.save()
+    log("run `python -m serving.rollout confirm` to keep green, or `switch-back` to return to blue")
+    return state.data
+
+
+def finish_blue_green(params: Params, state_path: Path, *, confirm: bool) -> dict[str, Any]:
+    """`confirm`: stop blue, green becomes champion. `switch-back`: traffic to blue, stop green."""
+    state = Rollout.load(state_path)
+    if state.data.get("strategy") != "blue-green" or state.data.get("phase") != "switched":
+        raise SystemExit(f"rollout: no switched blue-green rollout in {state_path}")
+    nginx = Nginx(Path(state.data["nginx"]["prefix"]), params.rollout.nginx_port)
+    keep, drop = ("green", "blue") if confirm else ("blue", "green")
+    nginx.apply(Routing({int(state.data[keep]["port"]): 1}))
+    time.sleep(0.5)  # in-flight requests finish before the other side goes
+    stop_group(int(state.data[drop]["pid"]), known=state.data[drop].get("workers", []))
+    if confirm:
+        version = registry_version_of(state.data["green"]["model_tag"])
+        name = params.registry.model_name
+        previous = alias_version(name, params.registry.champion_alias)
+        if version is not None:
+            if previous is not None and previous != version:
+                move_alias(name, PREVIOUS_CHAMPION_ALIAS, previous)
+            move_alias(name, params.registry.champion_alias, version)
+        state.data.update(champion=version, previous_champion=previous)
+    state.data["phase"] = "confirmed" if confirm else "switched_back"
+    state.save()
+    log(f"{state.data['phase']}: {keep} serves all traffic, {drop} stopped")
+    return state.data
+
+
+def run_shadow(
+    params: Params, stable_tag: str, shadow_tag: str, *, work_dir: Path, drive_traffic: bool
+) -> dict[str, Any]:
+    """Mirror live traffic to the candidate; clients only ever get stable's answers."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    nginx = Nginx(work_dir / "nginx", params.rollout.nginx_port)
+    stable = start_server(stable_tag, DEFAULT_SERVICE, params, work_dir, "stable")
+    shadow = start_server(shadow_tag, DEFAULT_SERVICE, params, work_dir, "shadow")
+    try:
+        stable.wait_ready()
+        shadow.wait_ready()
+        nginx.apply(Routing({stable.port: 1}, shadow_port=shadow.port))
+        seconds = params.rollout.hold_s * 2
+        log(f"shadow: mirroring all traffic to {shadow_tag} for {seconds:g} s")
+        started = time.time()
+        with _maybe_traffic(nginx, params, seconds, work_dir, drive_traffic):
+            time.sleep(seconds)
+        until = time.time()
+        served = read_entries(nginx.access_log, started, until)
+        mirrored = read_entries(nginx.shadow_log, started, until, uri="/__shadow")
+        stable_stats = variant_stats(served, stable.port)
+        shadow_stats = variant_stats(mirrored, shadow.port)
+        disagreement = label_disagreement(
+            mirror_bodies(served, params.rollout.analysis.mirror_requests), stable.url, shadow.url
+        )
+        report = {
+            "strategy": "shadow",
+            "phase": "done",
+            "stable": variant(stable, stable_tag) | {"stats": stable_stats.describe()},
+            "shadow": variant(shadow, shadow_tag) | {"stats": shadow_stats.describe()},
+            "label_disagreement": disagreement,
+            "client_requests": len(served),
+            "client_failures": client_failures(served),
+        }
+        shown = "n/a" if disagreement is None else f"{disagreement:.1%}"
+        log(
+            f"shadow: stable p99 {stable_stats.p99_ms:.1f} ms ({stable_stats.requests} req) | "
+            f"shadow p99 {shadow_stats.p99_ms:.1f} ms ({shadow_stats.requests} req, "
+            f"{shadow_stats.success_rate:.1%} ok) | label disagreement {shown}"
+        )
+        write_json_atomically(work_dir / "state.json", report)
+        return report
+    finally:
+        shadow.stop()
+        stable.stop()
+        nginx.stop()
+
+
+class _NoTraffic:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+
+def _maybe_traffic(
+    nginx: Nginx, params: Params, seconds: float, work_dir: Path, drive: bool
+) -> Traffic | _NoTraffic:
+    return Traffic(nginx.url, params.rollout.traffic, seconds, work_dir) if drive else _NoTraffic()
+
+
+def stop_all(params: Params, state_path: Path) -> None:
+    """Stop every server and nginx a rollout left running (`--keep-serving`, blue-green)."""
+    state = Rollout.load(state_path)
+    for role in ("stable", "canary", "blue", "green", "shadow"):
+        if role in state.data and state.data[role].get("pid"):
+            server = state.data[role]
+            stop_group(int(server["pid"]), known=server.get("workers", []))
+    if "nginx" in state.data:
+        Nginx(Path(state.data["nginx"]["prefix"]), params.rollout.nginx_port).stop()
+    log("stopped every server and nginx of the last rollout")
+
+
+def rollback_to_previous(params: Params, state_path: Path) -> dict[str, Any]:
+    """Restore the previous champion: alias back, canary stopped, traffic to the old stable."""
+    name = params.registry.model_name
+    previous = alias_version(name, PREVIOUS_CHAMPION_ALIAS)
+    state = Rollout.load(state_path) if state_path.exists() else None
+    if state is not None and state.data.get("phase") == "progressing":
+        canary = state.data.get("canary", {})
+        if canary.get("pid"):
+            stop_group(int(canary["pid"]), known=canary.get("workers", []))
+        stable = state.data.get("stable")
+        nginx_info = state.data.get("nginx")
+        if stable and nginx_info:
+            nginx = Nginx(Path(nginx_info["prefix"]), params.rollout.nginx_port)
+            if nginx.running():
+                nginx.apply(Routing({int(stable["port"]): 1}))
+        state.data["phase"] = "rolled_back"
+        state.data["decision"] = {"action": "rollback", "reason": "rolled back by hand"}
+        state.save()
+        log("interrupted rollout rolled back: canary stopped, traffic on stable")
+        return state.data
+    if previous is None:
+        raise SystemExit("rollout: no previous champion recorded; nothing to roll back to")
+    move_alias(name, params.registry.champion_alias, previous)
+    log(f"champion alias restored to version {previous}")
+    return {"champion": previous}
+
+
+def default_tags(params: Params) -> tuple[str | None, str]:
+    """Stable = the champion's model, canary = the challenger's, both from the BentoML store."""
+    name = params.registry.model_name
+    champion = alias_version(name, params.registry.champion_alias)
+    challenger = alias_version(name, params.registry.challenger_alias)
+    if challenger is None:
+        raise SystemExit("rollout: no challenger registered: run `make pipeline` (the gate) first")
+    canary = store_tag_for(name, challenger)
+    if canary is None:
+        raise SystemExit(
+            f"rollout: challenger v{challenger} is not in the BentoML store: run `make package`"
+        )
+    stable = store_tag_for(name, champion) if champion is not None else None
+    if champion is not None and stable is None:
+        raise SystemExit(f"rollout: champion v{champion} is not in the BentoML store")
+    if stable == canary:
+        log(f"challenger v{challenger} is already the champion: nothing to roll out")
+        raise SystemExit(0)
+    return stable, canary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "command",
+        choices=[
+            "canary",
+            "blue-green",
+            "confirm",
+            "switch-back",
+            "shadow",
+            "rollback",
+            "status",
+            "stop",
+        ],
+    )
+    parser.add_argument("--stable-tag", help="BentoML model tag to keep (default: the champion)")
+    parser.add_argument(
+        "--canary-tag", help="BentoML model tag to roll out (default: the challenger)"
+    )
+    parser.add_argument(
+        "--canary-service", default=DEFAULT_SERVICE, help="BentoML service of the canary"
+    )
+    parser.add_argument("--no-traffic", action="store_true", help="do not start the Locust traffic")
+    parser.add_argument("--keep-serving", action="store_true", help="leave nginx and servers up")
+    parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR)
+    args = parser.parse_args(argv)
+    use_project_store()
+    params = Params.load()
+    state_path = args.work_dir / "state.json"
+    if args.command == "status":
+        print(Rollout.load(state_path).path.read_text())
+        return 0
+    if args.command == "rollback":
+        rollback_to_previous(params, state_path)
+        return 0
+    if args.command == "stop":
+        stop_all(params, state_path)
+        return 0
+    if args.command in ("confirm", "switch-back"):
+        finish_blue_green(params, state_path, confirm=args.command == "confirm")
+        return 0
+    if args.canary_tag:
+        stable, canary = args.stable_tag, args.canary_tag
+    else:
+        stable, canary = default_tags(params)
+        stable = args.stable_tag or stable
+    traffic = not args.no_traffic
+    if args.command in ("blue-green", "shadow") and stable is None:
+        raise SystemExit(f"rollout: {args.command} needs a current version (--stable-tag)")
+    if args.command == "blue-green":
+        assert stable is not None
+        result = run_blue_green(
+            params, stable, canary, work_dir=args.work_dir, drive_traffic=traffic
+        )
+        ok = result["phase"] == "switched"
+    elif args.command == "shadow":
+        assert stable is not None
+        result = run_shadow(params, stable, canary, work_dir=args.work_dir, drive_traffic=traffic)
+        ok = True
+    else:
+        result = run_canary(
+            params,
+            stable,
+            canary,
+            canary_service=args.canary_service,
+            work_dir=args.work_dir,
+            drive_traffic=traffic,
+            keep_serving=args.keep_serving,
+        )
+        ok = result["phase"] == "promoted"
+    write_json_atomically(args.work_dir / "summary.json", result)
+    log(f"summary -> {args.work_dir / 'summary.json'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

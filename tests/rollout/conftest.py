@@ -1,0 +1,77 @@
+"""A project copy with two registered versions (v1 champion, v2 challenger) and a fast plan."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from serving.bento_server import free_port
+from tests.pipeline_fixtures import VENV_BIN, dvc, project_env, run
+
+MODEL = "breast-cancer-classifier"
+
+
+def _edit_params(repo: Path, changes: dict[str, dict[str, Any]]) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    for section, values in changes.items():
+        params[section].update(values)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="session")
+def rollout_repo(pipeline_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = Path(shutil.copytree(pipeline_repo, tmp_path_factory.mktemp("rollout") / "project"))
+    # A second, slightly different model: v2, the challenger; v1 becomes the champion.
+    _edit_params(repo, {"train": {"seed": 7}})
+    dvc(repo, "repro")
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    client.set_registered_model_alias(MODEL, "champion", "1")
+    assert int(client.get_model_version_by_alias(MODEL, "challenger").version) == 2
+    _edit_params(
+        repo,
+        {
+            "rollout": {
+                "nginx_port": free_port(),
+                "steps": [25, 100],
+                "hold_s": 3,
+                "traffic": {"users": 4, "requests_per_user_s": 20},
+            },
+            "serving": {"ready_timeout_s": 15},
+        },
+    )
+    run(repo, str(VENV_BIN / "python"), "-m", "tests.rollout.make_flipped")
+    return repo
+
+
+def store_tags(repo: Path) -> dict[str, str]:
+    """registry version -> BentoML store tag, in the copy's store."""
+    tags = {}
+    for folder in (repo / ".bentoml/models" / MODEL).iterdir():
+        if folder.is_dir() and (folder / "model.yaml").exists():
+            labels = yaml.safe_load((folder / "model.yaml").read_text()).get("labels", {})
+            tags[str(labels.get("registry_version"))] = f"{MODEL}:{folder.name}"
+    return tags
+
+
+def rollout(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run(repo, str(VENV_BIN / "python"), "-m", "serving.rollout", *args, check=False)
+
+
+def state(work_dir: Path) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads((work_dir / "state.json").read_text())
+    return result
+
+
+def start_rollout(repo: Path, *args: str) -> subprocess.Popen[str]:
+    command = [str(VENV_BIN / "python"), "-m", "serving.rollout", *args]
+    env = project_env() | {"BENTOML_HOME": str(repo / ".bentoml")}
+    return subprocess.Popen(command, cwd=repo, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip

@@ -1,0 +1,123 @@
+"""Canary rollouts for real: nginx, two BentoML servers, Locust traffic, MLflow aliases.
+
+Each bad canary is rolled back at the first step, for its own reason, and no client ever sees
+an error (nginx retries a failed attempt on the stable server).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from serving.analysis import read_entries
+from tests.rollout.conftest import MODEL, rollout, start_rollout, state, store_tags
+
+pytestmark = pytest.mark.slow
+
+
+def _aliases(repo: Path) -> dict[str, str]:
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    return {
+        alias: str(version) for alias, version in client.get_registered_model(MODEL).aliases.items()
+    }
+
+
+def _canary(repo: Path, work_dir: Path, service: str | None = None, tag: str = "2") -> dict:  # type: ignore[type-arg]
+    tags = store_tags(repo)
+    args = [
+        "canary",
+        "--stable-tag",
+        tags["1"],
+        "--canary-tag",
+        tags[tag],
+        "--work-dir",
+        str(work_dir),
+    ]
+    if service:
+        args += ["--canary-service", service]
+    result = rollout(repo, *args)
+    final = state(work_dir)
+    final["output"] = result.stdout + result.stderr
+    final["exit"] = result.returncode
+    return final
+
+
+def test_a_bad_canary_returning_errors_is_rolled_back_at_the_first_step(
+    rollout_repo: Path, tmp_path: Path
+) -> None:
+    final = _canary(rollout_repo, tmp_path, "tests.rollout.faulty_services:Erroring")
+    assert final["exit"] == 1
+    assert final["phase"] == "rolled_back"
+    assert final["decision"]["step"] == 1
+    assert "success rate" in final["decision"]["reason"]
+    assert final["client_failures"] == 0
+    assert _aliases(rollout_repo)["champion"] == "1"
+
+
+def test_a_slow_canary_is_rolled_back_for_latency(rollout_repo: Path, tmp_path: Path) -> None:
+    final = _canary(rollout_repo, tmp_path, "tests.rollout.faulty_services:Slow")
+    assert final["phase"] == "rolled_back"
+    assert final["decision"]["step"] == 1
+    assert "p99" in final["decision"]["reason"]
+
+
+def test_a_canary_whose_predictions_diverge_is_rolled_back(
+    rollout_repo: Path, tmp_path: Path
+) -> None:
+    """A model answering the opposite label disagrees with stable on mirrored requests."""
+    final = _canary(rollout_repo, tmp_path, tag="flipped")
+    assert final["phase"] == "rolled_back"
+    assert "labels differ" in final["decision"]["reason"]
+
+
+def test_a_canary_that_never_gets_ready_gets_no_traffic(rollout_repo: Path, tmp_path: Path) -> None:
+    final = _canary(rollout_repo, tmp_path, "tests.rollout.faulty_services:NeverReady")
+    assert final["phase"] == "rolled_back"
+    assert "not ready" in final["decision"]["reason"]
+    canary_port = final["canary"]["port"]
+    entries = read_entries(tmp_path / "nginx/access.log", 0, time.time() + 1)
+    assert all(a.port != canary_port for e in entries for a in e.attempts)
+
+
+def test_killing_the_canary_mid_rollout_fails_no_client_request(
+    rollout_repo: Path, tmp_path: Path
+) -> None:
+    tags = store_tags(rollout_repo)
+    process = start_rollout(
+        rollout_repo, "canary", "--stable-tag", tags["1"], "--canary-tag", tags["2"],
+        "--work-dir", str(tmp_path),
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if (tmp_path / "state.json").exists() and state(tmp_path).get("phase") == "progressing":
+            break
+        time.sleep(0.2)
+    time.sleep(1.5)  # mid-step, with traffic flowing to the canary
+    canary = state(tmp_path)["canary"]
+    for pid in [canary["pid"], *canary["workers"]]:  # the whole server, workers included
+        os.kill(pid, signal.SIGKILL)
+    output, _ = process.communicate(timeout=120)
+    final = state(tmp_path)
+    assert final["phase"] == "rolled_back", output
+    assert "died" in final["decision"]["reason"]
+    assert final["client_failures"] == 0
+    assert final["client_requests"] > 50
+
+
+def test_a_good_canary_goes_through_every_step_and_is_promoted(
+    rollout_repo: Path, tmp_path: Path
+) -> None:
+    final = _canary(rollout_repo, tmp_path)
+    assert final["exit"] == 0, final["output"][-2000:]
+    assert final["phase"] == "promoted"
+    assert [step["weight"] for step in final["steps"]] == [25, 100]
+    assert all(step["passed"] for step in final["steps"])
+    assert final["client_failures"] == 0
+    assert _aliases(rollout_repo)["champion"] == "2"
+    assert _aliases(rollout_repo)["previous-champion"] == "1"
