@@ -39,7 +39,6 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 install: $(VENV)/.installed ## Create .venv and install everything (idempotent)
 
 pipeline: repro system-deps ## The whole flow here: pipeline, gates, Bento, load test, canary rollout
-	python -m load_tests.run
 	python -m serving.rollout canary
 
 repro: install ## Reproduce the DVC pipeline; stages whose inputs did not change are skipped
@@ -56,7 +55,7 @@ serve: package ## Serve the current model on 127.0.0.1:$(PORT) (default 3000)
 	bentoml serve serving.service:Classifier --host 127.0.0.1 --port $(PORT)
 
 load-test: package ## Locust against a fresh server; fails when the SLO in params.yaml is missed
-	python -m load_tests.run
+	dvc repro --force --single-item load_test
 
 rollout: package system-deps ## Canary rollout of the challenger behind nginx (plan: params.yaml rollout)
 	python -m serving.rollout canary

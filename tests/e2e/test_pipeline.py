@@ -13,7 +13,17 @@ from tests.pipeline_fixtures import dvc, stages_run
 
 pytestmark = pytest.mark.slow
 
-STAGES = ["validate", "prepare", "train", "evaluate", "export", "quantize", "gate", "package"]
+STAGES = [
+    "validate",
+    "prepare",
+    "train",
+    "evaluate",
+    "export",
+    "quantize",
+    "gate",
+    "package",
+    "load_test",
+]
 
 
 def _json(path: Path) -> dict[str, object]:
@@ -24,7 +34,7 @@ def _json(path: Path) -> dict[str, object]:
 def test_fresh_clone_rebuilds_what_git_does_not_carry(pipeline_repo: Path) -> None:
     """Stages whose outputs live only in the DVC cache run; the rest are checked and skipped."""
     ran = stages_run((pipeline_repo / ".git" / "first_repro.log").read_text())
-    assert {"prepare", "train", "export", "quantize", "gate", "package"} <= set(ran)
+    assert {"prepare", "train", "export", "quantize", "gate", "package", "load_test"} <= set(ran)
     assert ran == [stage for stage in STAGES if stage in ran]
 
 

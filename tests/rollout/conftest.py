@@ -17,7 +17,7 @@ from tests.pipeline_fixtures import VENV_BIN, dvc, project_env, run
 MODEL = "breast-cancer-classifier"
 
 
-def _edit_params(repo: Path, changes: dict[str, dict[str, Any]]) -> None:
+def edit_params(repo: Path, changes: dict[str, dict[str, Any]]) -> None:
     params = yaml.safe_load((repo / "params.yaml").read_text())
     for section, values in changes.items():
         params[section].update(values)
@@ -28,14 +28,14 @@ def _edit_params(repo: Path, changes: dict[str, dict[str, Any]]) -> None:
 def rollout_repo(pipeline_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = Path(shutil.copytree(pipeline_repo, tmp_path_factory.mktemp("rollout") / "project"))
     # A second, slightly different model: v2, the challenger; v1 becomes the champion.
-    _edit_params(repo, {"train": {"seed": 7}})
+    edit_params(repo, {"train": {"seed": 7}})
     dvc(repo, "repro")
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
     client.set_registered_model_alias(MODEL, "champion", "1")
     assert int(client.get_model_version_by_alias(MODEL, "challenger").version) == 2
-    _edit_params(
+    edit_params(
         repo,
         {
             "rollout": {

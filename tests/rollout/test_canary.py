@@ -121,3 +121,18 @@ def test_a_good_canary_goes_through_every_step_and_is_promoted(
     assert final["client_failures"] == 0
     assert _aliases(rollout_repo)["champion"] == "2"
     assert _aliases(rollout_repo)["previous-champion"] == "1"
+
+
+def test_the_first_deployment_is_smoke_tested_and_promoted(repo_copy: Path) -> None:
+    """No champion yet: nothing to compare against, so the challenger is checked and promoted."""
+    from serving.bento_server import free_port
+    from tests.rollout.conftest import edit_params
+
+    edit_params(repo_copy, {"rollout": {"nginx_port": free_port()}})
+    result = rollout(repo_copy, "canary", "--no-traffic")
+    final = state(repo_copy / "reports/rollout")
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert final["phase"] == "promoted"
+    assert "first deployment" in final["decision"]["reason"]
+    assert _aliases(repo_copy)["champion"] == "1"
+    assert final["serving"].startswith("stopped")
