@@ -100,6 +100,15 @@ class BentoServer:
         self.ready_timeout_s = ready_timeout_s
         self.process: subprocess.Popen[bytes] | None = None
         self.family: list[int] = []  # worker pids, recorded once ready: they outlive their parent
+        self._attached_pid: int | None = None
+
+    @classmethod
+    def attach(cls, port: int, pid: int, workers: Iterable[int] = ()) -> BentoServer:
+        """A handle on a server another process started (to resume a rollout, say)."""
+        server = cls(port=port)
+        server._attached_pid = pid
+        server.family = list(workers)
+        return server
 
     def start(self) -> BentoServer:
         bentoml = Path(sys.executable).with_name("bentoml")
@@ -141,17 +150,25 @@ class BentoServer:
     @property
     def pid(self) -> int | None:
         """Also the process group id: `stop_group(pid)` ends the server from another process."""
-        return None if self.process is None else self.process.pid
+        return self._attached_pid if self.process is None else self.process.pid
 
     def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        if self.process is not None:
+            return self.process.poll() is None
+        if self._attached_pid is None:
+            return False
+        try:
+            return bool(psutil.Process(self._attached_pid).status() != psutil.STATUS_ZOMBIE)
+        except psutil.NoSuchProcess:
+            return False
 
     def stop(self, grace_s: float = 10.0) -> None:
         """SIGTERM the server and every process it started, SIGKILL what is left after `grace_s`."""
-        if self.process is None:
+        if self.pid is None:
             return
-        stop_group(self.process.pid, grace_s, known=self.family)
-        self.process.wait()
+        stop_group(self.pid, grace_s, known=self.family)
+        if self.process is not None:
+            self.process.wait()
 
     def __enter__(self) -> BentoServer:
         self.start()

@@ -1,6 +1,7 @@
 """Canary, blue-green and shadow rollouts on one machine: nginx in front of BentoML servers.
 
     python -m serving.rollout canary        # steps from params.yaml, analysis, promote/roll back
+    python -m serving.rollout resume        # take over an interrupted canary and carry it on
     python -m serving.rollout blue-green    # switch all at once; `confirm` or `switch-back` later
     python -m serving.rollout shadow        # mirror live traffic to the candidate, compare, stop
     python -m serving.rollout rollback      # back to the previous champion, at any time
@@ -167,10 +168,15 @@ def run_canary(
     work_dir: Path,
     drive_traffic: bool,
     keep_serving: bool,
+    resume: Rollout | None = None,
 ) -> dict[str, Any]:
-    """Steps, analysis, then promotion or rollback. Returns the final state."""
+    """Steps, analysis, then promotion or rollback. Returns the final state.
+
+    With `resume` (the state of a rollout whose controller was killed while its servers kept
+    running), the servers are taken over and the interrupted step starts again.
+    """
     plan = params.rollout
-    state = Rollout(
+    state = resume or Rollout(
         work_dir / "state.json",
         {
             "strategy": "canary",
@@ -185,6 +191,13 @@ def run_canary(
     nginx = Nginx(work_dir / "nginx", plan.nginx_port)
     body = sample_body(params)
     servers: dict[str, BentoServer] = {}
+    first_step = 0
+    if resume is not None:
+        for role in ("stable", "canary"):
+            saved = resume.data[role]
+            servers[role] = BentoServer.attach(saved["port"], saved["pid"], saved["workers"])
+        first_step = int(resume.data.get("step", 0))
+        log(f"resuming at step {first_step + 1}: stable and canary taken over")
 
     def decide(action: str, reason: str, **values: Any) -> None:
         state.data["decision"] = {"action": action, "reason": reason, **values}
@@ -200,33 +213,36 @@ def run_canary(
         decide("rollback", reason, **values)
 
     try:
-        if stable_tag is not None:
+        if resume is not None:
+            pass
+        elif stable_tag is not None:
             servers["stable"] = start_server(
                 stable_tag, DEFAULT_SERVICE, params, work_dir, "stable"
             )
             servers["stable"].wait_ready()
             state.data["stable"] = variant(servers["stable"], stable_tag)
             nginx.apply(Routing({servers["stable"].port: 1}))
-        servers["canary"] = start_server(canary_tag, canary_service, params, work_dir, "canary")
-        state.data["canary"] = variant(servers["canary"], canary_tag)
-        state.data["nginx"] = {"prefix": str(nginx.prefix), "url": nginx.url}
-        state.save()
-        try:
-            servers["canary"].wait_ready()
+        if resume is None:
+            servers["canary"] = start_server(canary_tag, canary_service, params, work_dir, "canary")
             state.data["canary"] = variant(servers["canary"], canary_tag)
-        except NotReadyError as error:
-            roll_back(
-                f"canary not ready within {params.serving.ready_timeout_s:g} s; no traffic "
-                "reached it",
-                step=None,
-                log_tail=str(error)[-800:],
-            )
-            return state.data
+            state.data["nginx"] = {"prefix": str(nginx.prefix), "url": nginx.url}
+            state.save()
+            try:
+                servers["canary"].wait_ready()
+                state.data["canary"] = variant(servers["canary"], canary_tag)
+            except NotReadyError as error:
+                roll_back(
+                    f"canary not ready within {params.serving.ready_timeout_s:g} s; no traffic "
+                    "reached it",
+                    step=None,
+                    log_tail=str(error)[-800:],
+                )
+                return state.data
         problem = smoke_test(servers["canary"].url, body)
         if problem is not None:
             roll_back(f"canary failed its {problem}", step=None)
             return state.data
-        if stable_tag is None:
+        if stable_tag is None and resume is None:
             nginx.apply(Routing({servers["canary"].port: 1}))
             _promote(state, params, servers, nginx, first=True)
             return state.data
@@ -238,7 +254,7 @@ def run_canary(
         if traffic is not None:
             traffic.__enter__()
         try:
-            for index, weight in enumerate(plan.steps):
+            for index, weight in list(enumerate(plan.steps))[first_step:]:
                 stable_port, canary_port = servers["stable"].port, servers["canary"].port
                 nginx.apply(Routing({stable_port: 100 - weight, canary_port: weight}))
                 state.data.update(phase="progressing", step=index, weight=weight)
@@ -571,6 +587,34 @@ def default_tags(params: Params) -> tuple[str | None, str]:
     return stable, canary
 
 
+def resume_canary(params: Params, work_dir: Path, *, drive_traffic: bool) -> int:
+    """Carry on a canary whose controller died, or roll it back if a server died with it."""
+    saved = Rollout.load(work_dir / "state.json")
+    if saved.data.get("strategy") != "canary" or saved.data.get("phase") != "progressing":
+        raise SystemExit(f"rollout: nothing to resume ({saved.data.get('phase')})")
+    dead = [
+        role
+        for role in ("stable", "canary")
+        if not BentoServer.attach(saved.data[role]["port"], saved.data[role]["pid"]).alive()
+    ]
+    if dead:
+        log(f"cannot resume: {', '.join(dead)} no longer running; rolling back instead")
+        rollback_to_previous(params, saved.path)
+        return 1
+    result = run_canary(
+        params,
+        saved.data["stable"]["model_tag"],
+        saved.data["canary"]["model_tag"],
+        canary_service=DEFAULT_SERVICE,
+        work_dir=work_dir,
+        drive_traffic=drive_traffic,
+        keep_serving=False,
+        resume=saved,
+    )
+    write_json_atomically(work_dir / "summary.json", result)
+    return 0 if result["phase"] == "promoted" else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -579,6 +623,7 @@ def main(argv: list[str] | None = None) -> int:
         "command",
         choices=[
             "canary",
+            "resume",
             "blue-green",
             "confirm",
             "switch-back",
@@ -611,6 +656,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "stop":
         stop_all(params, state_path)
         return 0
+    if args.command == "resume":
+        return resume_canary(params, args.work_dir, drive_traffic=not args.no_traffic)
     if args.command in ("confirm", "switch-back"):
         finish_blue_green(params, state_path, confirm=args.command == "confirm")
         return 0

@@ -136,3 +136,24 @@ def test_the_first_deployment_is_smoke_tested_and_promoted(repo_copy: Path) -> N
     assert "first deployment" in final["decision"]["reason"]
     assert _aliases(repo_copy)["champion"] == "1"
     assert final["serving"].startswith("stopped")
+
+
+def test_a_rollout_whose_controller_dies_can_be_resumed(rollout_repo: Path, tmp_path: Path) -> None:
+    """The state file lets a new controller take over the running servers and finish."""
+    tags = store_tags(rollout_repo)
+    process = start_rollout(
+        rollout_repo, "canary", "--stable-tag", tags["1"], "--canary-tag", tags["1"],
+        "--work-dir", str(tmp_path),
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if (tmp_path / "state.json").exists() and state(tmp_path).get("phase") == "progressing":
+            break
+        time.sleep(0.2)
+    process.kill()  # the controller only: nginx and both servers keep running
+    process.wait()
+    result = rollout(rollout_repo, "resume", "--work-dir", str(tmp_path))
+    final = state(tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert final["phase"] == "promoted"
+    assert [step["weight"] for step in final["steps"]] == [25, 100]
