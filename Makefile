@@ -23,7 +23,7 @@ export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export PATH := $(BIN):$(PATH)
 
 .PHONY: help install pipeline repro gate package serve load-test rollout rollback k8s-manifests system-deps test \
-	lint-workflows retrain dvc-pull report post-report containerize rollout-target explain-rollout-target k8s-apply test-unit lint format bench-repro bench-latency bench-serving lock clean
+	drift dispatch-retrain lint-workflows retrain dvc-pull report post-report containerize rollout-target explain-rollout-target k8s-apply test-unit lint format bench-repro bench-latency bench-serving lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -119,6 +119,12 @@ k8s-apply: install ## Render deploy/k8s for IMAGE and kubectl-apply it (KUBECONF
 	python -m serving.k8s deploy/k8s --image "$(IMAGE)"
 	@umask 077 && printf '%s' "$$KUBECONFIG_DATA" > .kubeconfig
 	KUBECONFIG=.kubeconfig kubectl apply -f deploy/k8s/; status=$$?; rm -f .kubeconfig; exit $$status
+
+drift: install ## Compare logged traffic with the training data; exit 3 when retraining is due
+	python -m monitoring.drift
+
+dispatch-retrain: install ## Start retrain.yml on GitHub (monitoring does this on drift)
+	python -m reporting dispatch --workflow retrain.yml --input reason=drift
 
 test: install system-deps ## Run every test: unit, property, integration and end-to-end
 	pytest $(PYTEST_ARGS)

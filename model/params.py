@@ -171,6 +171,27 @@ class RolloutParams(Section):
         return self
 
 
+class DriftParams(Section):
+    window_rows: int = Field(ge=1)
+    min_rows: int = Field(ge=1)
+    psi_bins: int = Field(ge=2)
+    max_psi: float = Field(gt=0)
+    ks_alpha: float = Field(gt=0, lt=1)
+    max_prediction_psi: float = Field(gt=0)
+    min_feedback_rows: int = Field(ge=1)
+    max_accuracy_drop: float = Field(ge=0)
+
+
+class MonitoringParams(Section):
+    log_dir: str = Field(min_length=1)
+    sample_rate: float = Field(ge=0, le=1)
+    buffer_rows: int = Field(ge=1)
+    flush_interval_s: float = Field(gt=0)
+    max_file_bytes: int = Field(ge=1024)
+    max_files: int = Field(ge=1)
+    drift: DriftParams
+
+
 class Params(Section):
     prepare: PrepareParams
     train: TrainParams
@@ -179,6 +200,7 @@ class Params(Section):
     gate: GateParams
     serving: ServingParams
     rollout: RolloutParams
+    monitoring: MonitoringParams
     registry: RegistryParams
 
     @classmethod

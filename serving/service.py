@@ -16,6 +16,8 @@ from __future__ import annotations
 import gc
 import json
 import os
+import time
+import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,6 +34,7 @@ from model.params import Params
 from serving.batching import OpportunisticBatcher
 from serving.limits import BodySizeLimit
 from serving.model_store import METADATA_FILE, ONNX_FILE, use_project_store
+from serving.prediction_log import PredictionLog
 from serving.schema import ModelInfo, Prediction, example_row, row_model
 
 use_project_store()
@@ -39,6 +42,7 @@ PARAMS = Params.load()
 SETTINGS = PARAMS.serving
 # The rollout serves a stable and a canary model side by side: each server is told its tag.
 MODEL_TAG_ENV = "SERVING_MODEL_TAG"
+LOG_DIR_ENV = "PREDICTION_LOG_DIR"  # overrides monitoring.log_dir (each server its own folder)
 MODEL = bentoml.models.BentoModel(
     os.environ.get(MODEL_TAG_ENV) or f"{PARAMS.registry.model_name}:latest"
 )
@@ -102,12 +106,27 @@ class Classifier:
         )
         self.labels = np.array(self.info.labels)
         version = self.info.model_version
+        monitoring = PARAMS.monitoring
+        self.prediction_log = PredictionLog(
+            Path(os.environ.get(LOG_DIR_ENV) or monitoring.log_dir),
+            feature_names=FEATURES,
+            sample_rate=monitoring.sample_rate,
+            buffer_rows=monitoring.buffer_rows,
+            flush_interval_s=monitoring.flush_interval_s,
+            max_file_bytes=monitoring.max_file_bytes,
+            max_files=monitoring.max_files,
+        )
+        self.prediction_log.start()
         # Start-up objects never die: keep them out of every future GC pass (p99 was GC pauses).
         gc.freeze()
         self.counters = {
             label: predictions_total.labels(label=label, model_version=version)
             for label in self.info.labels
         }
+
+    @bentoml.on_shutdown  # type: ignore[untyped-decorator]
+    def _flush_prediction_log(self) -> None:
+        self.prediction_log.close()
 
     @bentoml.api  # type: ignore[untyped-decorator]
     async def predict(
@@ -116,13 +135,22 @@ class Classifier:
             list[Row],  # type: ignore[valid-type]
             Field(min_length=1, max_length=SETTINGS.max_rows, examples=[EXAMPLE]),
         ],
+        ctx: bentoml.Context,
     ) -> list[Prediction]:
+        started = time.perf_counter()
         # (rows, n_features) in the model's feature order -> (rows, n_classes)
         features = np.array(
             [[getattr(row, name) for name in FEATURES] for row in rows], dtype=np.float32
         )
         probabilities = await self.batcher(features)
         version = self.info.model_version
+        if self.prediction_log.sampled():
+            request_id = ctx.request.headers.get("x-request-id") or uuid.uuid4().hex
+            ctx.response.metadata["x-request-id"] = request_id
+            latency_ms = (time.perf_counter() - started) * 1000
+            self.prediction_log.record(
+                request_id, features, probabilities, self.info.labels, version, latency_ms
+            )
         predictions = []
         for label, row in zip(
             self.labels[probabilities.argmax(axis=1)], probabilities, strict=True
@@ -136,6 +164,21 @@ class Classifier:
                 )
             )
         return predictions
+
+    @bentoml.api  # type: ignore[untyped-decorator]
+    async def feedback(
+        self,
+        request_id: Annotated[str, Field(min_length=1, max_length=128)],
+        label: str,
+        row: int = 0,
+    ) -> dict[str, bool]:
+        """The true label of a logged prediction (its x-request-id header), for concept drift."""
+        if label not in self.info.labels:
+            raise bentoml.exceptions.InvalidArgument(
+                f"label {label!r} is not one of {self.info.labels}"
+            )
+        self.prediction_log.feedback(request_id, row, label)
+        return {"accepted": True}
 
 
 async def _metadata(request: Request) -> JSONResponse:

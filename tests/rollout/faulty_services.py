@@ -23,19 +23,19 @@ class _Erroring(Classifier.inner):  # type: ignore[misc,name-defined]
     """Answers 500 to every third request."""
 
     @bentoml.api  # type: ignore[untyped-decorator]
-    async def predict(self, rows: list[Row]) -> Any:  # type: ignore[valid-type]
+    async def predict(self, rows: list[Row], ctx: bentoml.Context) -> Any:  # type: ignore[valid-type]
         if next(_calls) % 3 == 2:  # the first call (the smoke test) succeeds
             raise RuntimeError("injected failure")
-        return await _real_predict(self, rows)
+        return await _real_predict(self, rows, ctx)
 
 
 class _Slow(Classifier.inner):  # type: ignore[misc,name-defined]
     """Correct, but every answer takes FAULT_DELAY_S (default 0.4 s) longer."""
 
     @bentoml.api  # type: ignore[untyped-decorator]
-    async def predict(self, rows: list[Row]) -> Any:  # type: ignore[valid-type]
+    async def predict(self, rows: list[Row], ctx: bentoml.Context) -> Any:  # type: ignore[valid-type]
         await asyncio.sleep(float(os.environ.get("FAULT_DELAY_S", "0.4")))
-        return await _real_predict(self, rows)
+        return await _real_predict(self, rows, ctx)
 
 
 class _NeverReady(Classifier.inner):  # type: ignore[misc,name-defined]

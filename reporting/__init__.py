@@ -1,0 +1,1 @@
+"""The pull-request report: Markdown from the pipeline's outputs, posted as a sticky comment."""

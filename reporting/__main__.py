@@ -1,0 +1,7 @@
+"""Entry point for `python -m reporting`."""
+
+import sys
+
+from reporting.cli import main
+
+sys.exit(main())

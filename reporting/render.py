@@ -1,0 +1,551 @@
+"""The pull-request report: one Markdown page from the gate, validation, load-test, rollout files.
+
+`render` is pure and deterministic (no timestamps), so its output is golden-tested; `load_inputs`
+does the reading and treats every file but the params as optional, because a pipeline that stops
+early (say, at validation) still deserves a report that says where it stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from itertools import zip_longest
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+MARKER = "<!-- mlops-starter-report -->"  # first line; how the sticky comment is found again
+PASS, FAIL, SKIP = "✅", "❌", "⚪"
+NONE = "—"
+CHART_POINTS = 21  # a curve is resampled on this many evenly spaced x values
+METRIC_ORDER = ("accuracy", "f1_macro", "roc_auc", "log_loss", "ece", "brier")
+CHECK_SUFFIXES = ("_vs_baseline", "_floor", "_ceiling")
+
+Json = dict[str, Any]
+Curve = tuple[tuple[float, float], ...]
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """Everything the report shows, already read from disk."""
+
+    gate: Json | None
+    validation: Json | None = None
+    load_test: Json | None = None
+    rollout: Json | None = None
+    roc: Curve = ()  # (false positive rate, true positive rate)
+    precision_recall: Curve = ()  # (recall, precision)
+    params: Json | None = None
+    base_params: Json | None = None
+    run_url: str | None = None
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def _read_json(path: Path) -> Json | None:
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    return data
+
+
+def _read_yaml(path: Path | None) -> Json | None:
+    """None for a missing or empty file: an empty base would show every key as added."""
+    if path is None or not path.is_file():
+        return None
+    data = yaml.safe_load(path.read_text())
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a YAML mapping")
+    return data
+
+
+def _read_curve(path: Path, x: str, y: str) -> Curve:
+    if not path.is_file():
+        return ()
+    with path.open(newline="") as handle:
+        return tuple((float(row[x]), float(row[y])) for row in csv.DictReader(handle))
+
+
+def load_inputs(
+    reports: Path,
+    base_params: Path | None,
+    run_url: str | None,
+    *,
+    params: Path | None = None,
+) -> ReportInputs:
+    """Read the report files under `reports`; `params` defaults to the params.yaml beside it."""
+    plots = reports / "plots"
+    return ReportInputs(
+        gate=_read_json(reports / "gate.json"),
+        validation=_read_json(reports / "validation.json"),
+        load_test=_read_json(reports / "load_test.json"),
+        rollout=_read_json(reports / "rollout" / "summary.json"),
+        roc=_read_curve(plots / "roc.csv", "fpr", "tpr"),
+        precision_recall=_read_curve(plots / "precision_recall.csv", "recall", "precision"),
+        params=_read_yaml(params if params is not None else reports.parent / "params.yaml"),
+        base_params=_read_yaml(base_params),
+        run_url=run_url,
+    )
+
+
+# --- formatting ------------------------------------------------------------------------------
+
+
+def _mark(passed: object) -> str:
+    return PASS if passed else FAIL
+
+
+def _cell(value: object) -> str:
+    """Table-safe text: a `|` would end the cell, a newline the row."""
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _fixed(value: float | None, digits: int = 4) -> str:
+    return NONE if value is None else f"{value:.{digits}f}"
+
+
+def _signed(value: float | None) -> str:
+    return NONE if value is None else f"{value:+.4f}"
+
+
+def _sig(value: float | None) -> str:
+    """4 significant digits without exponent notation (Mermaid cannot read `1e-05`)."""
+    if value is None:
+        return NONE
+    return format(Decimal(f"{value:.4g}").normalize(), "f")
+
+
+def _count(value: float | None) -> str:
+    """Integers with thousands separators, other numbers to 4 significant digits."""
+    if isinstance(value, int):
+        return f"{value:,}"
+    return _sig(value)
+
+
+def _percent(value: float | None, digits: int = 2) -> str:
+    return NONE if value is None else f"{value:.{digits}%}"
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
+    return lines
+
+
+def _failing_first(checks: Iterable[Json]) -> list[Json]:
+    return sorted(checks, key=lambda check: bool(check.get("passed")))
+
+
+# --- sections --------------------------------------------------------------------------------
+
+
+def _baseline_text(gate: Json) -> str:
+    baseline = gate.get("baseline") or {}
+    note = baseline.get("note") or ""
+    if baseline.get("kind", "none") == "none":
+        text = "first run: no baseline, only absolute floors apply"
+    else:
+        text = f"{baseline.get('kind')} `{baseline.get('source')}`"
+    return f"{text} ({note})" if note else text
+
+
+def headline(inputs: ReportInputs) -> list[str]:
+    """The verdict first: a reviewer who reads one line should know whether to merge."""
+    parts: list[tuple[str, str, bool]] = []  # (name, line, passed)
+    gate = inputs.gate
+    if gate is None:
+        parts.append(("gate", "Gate: no gate report (the pipeline stopped before the gate)", False))
+    else:
+        checks = gate.get("checks", [])
+        failed = [check["name"] for check in checks if not check.get("passed")]
+        line = f"Gate: {len(checks) - len(failed)} of {len(checks)} checks passed"
+        if failed:
+            line += ": failing " + ", ".join(f"`{name}`" for name in failed)
+        parts.append(("gate", line, bool(gate.get("passed")) and not failed))
+    validation = inputs.validation
+    if validation is not None:
+        broken = len(validation.get("violations", []))
+        line = "Data validation: " + (
+            "passed" if validation.get("passed") else f"{broken} rule(s) broken"
+        )
+        parts.append(("data validation", line, bool(validation.get("passed"))))
+    if inputs.load_test is not None:
+        checks = list(inputs.load_test.get("checks", {}).values())
+        held = sum(1 for check in checks if check.get("passed"))
+        line = f"Load test: {held} of {len(checks)} SLO checks held"
+        parts.append(("load test", line, bool(inputs.load_test.get("passed"))))
+    failing = [name for name, _, passed in parts if not passed]
+    title = f"## {PASS} Model report: every check passed"
+    if failing:
+        title = f"## {FAIL} Model report: blocked by " + ", ".join(failing)
+    lines = [title, ""]
+    lines += [f"- {_mark(passed)} {line}" for _, line, passed in parts]
+    if validation is None:
+        lines.append(f"- {SKIP} Data validation: no report")
+    if gate is not None:
+        lines.append(f"- Baseline: {_baseline_text(gate)}")
+    return lines
+
+
+def _example(value: object, line: int | None) -> str:
+    """An offending value and its CSV line; table-level rules may have only one of the two."""
+    if value is None:
+        return f"line {line}"
+    return f"`{value}`" if line is None else f"`{value}` (line {line})"
+
+
+def validation_section(validation: Json | None) -> list[str]:
+    lines = ["### Data validation", ""]
+    if validation is None:
+        return [*lines, "No validation report."]
+    summary = (
+        f"`{validation.get('data')}`: {_count(validation.get('rows'))} rows, "
+        f"{_count(validation.get('columns'))} columns, md5 `{validation.get('md5')}`"
+    )
+    violations = validation.get("violations", [])
+    if validation.get("passed"):
+        return [*lines, f"{PASS} {summary}: no contract violations."]
+    lines.append(f"{FAIL} {summary}: {len(violations)} rule(s) broken.")
+    rows = []
+    for violation in violations:
+        examples = [
+            _example(value, line)
+            for value, line in zip_longest(
+                violation.get("examples", []), violation.get("example_lines", [])
+            )
+        ]
+        rows.append(
+            [
+                f"`{violation.get('rule')}`",
+                f"`{violation['column']}`" if violation.get("column") else "(table)",
+                _count(violation.get("failing_rows")),
+                violation.get("message", ""),
+                ", ".join(examples) or NONE,
+            ]
+        )
+    return [*lines, "", *_table(["rule", "column", "failing rows", "message", "examples"], rows)]
+
+
+def metric_of(check_name: str) -> str:
+    """`roc_auc_vs_baseline` -> `roc_auc`: the metric a metric-gate check is about."""
+    for suffix in CHECK_SUFFIXES:
+        if check_name.endswith(suffix):
+            return check_name.removesuffix(suffix)
+    return check_name
+
+
+def _kind(check: Json, metric: str) -> str:
+    """`roc_auc_vs_baseline` -> `vs baseline`: what the check bounds."""
+    return str(check["name"]).removeprefix(f"{metric}_").replace("_", " ")
+
+
+def metrics_section(gate: Json | None) -> list[str]:
+    lines = ["### Metrics against the base", ""]
+    if gate is None:
+        return [*lines, "No gate report."]
+    metrics: Mapping[str, float] = gate.get("candidate", {}).get("metrics", {})
+    by_metric: dict[str, list[Json]] = {}
+    for check in gate.get("checks", []):
+        if check.get("gate") == "metric":
+            by_metric.setdefault(metric_of(check["name"]), []).append(check)
+    order = [name for name in METRIC_ORDER if name in metrics]
+    order += sorted(set(metrics) - set(order))
+    rows = []
+    for name in order:
+        # the absolute bound first, then the one against the baseline, whatever failed
+        checks = sorted(
+            by_metric.get(name, []), key=lambda c: str(c["name"]).endswith("_vs_baseline")
+        )
+        baselines = [check["baseline"] for check in checks if check.get("baseline") is not None]
+        base = float(baselines[0]) if baselines else None
+        value = float(metrics[name])
+        marks = ", ".join(f"{_mark(check.get('passed'))} {_kind(check, name)}" for check in checks)
+        delta = None if base is None else value - base
+        rows.append(
+            [f"`{name}`", _fixed(value), _fixed(base), _signed(delta), marks or "not gated"]
+        )
+    return [*lines, *_table(["metric", "candidate", "baseline", "delta", "checks"], rows)]
+
+
+def checks_section(gate: Json | None) -> list[str]:
+    """Collapsed when all pass, open when something fails: the failure is what to read."""
+    if gate is None:
+        return []
+    checks = _failing_first(gate.get("checks", []))
+    failed = sum(1 for check in checks if not check.get("passed"))
+    opening = "<details open>" if failed else "<details>"
+    summary = f"<summary>All gate checks: {len(checks)}, {failed} failing</summary>"
+    rows = [
+        [_mark(check.get("passed")), check.get("gate"), f"`{check.get('name')}`", check.get("why")]
+        for check in checks
+    ]
+    return [opening, summary, "", *_table(["", "gate", "check", "why"], rows), "", "</details>"]
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested params as dotted keys: `{"train": {"epochs": 3}}` -> `{"train.epochs": 3}`."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def params_diff(base: Mapping[str, Any], current: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(dotted key, change) for every key added, removed or changed, sorted by key."""
+    before, after = flatten(base), flatten(current)
+    changes = []
+    for key in sorted(before.keys() | after.keys()):
+        if key not in before:
+            changes.append((key, "added"))
+        elif key not in after:
+            changes.append((key, "removed"))
+        elif before[key] != after[key]:
+            changes.append((key, "changed"))
+    return changes
+
+
+def _param(tree: Mapping[str, Any], key: str) -> str:
+    flat = flatten(tree)
+    if key not in flat:
+        return NONE
+    value = flat[key]
+    return f"`{value if isinstance(value, str) else json.dumps(value)}`"
+
+
+def params_section(params: Json | None, base: Json | None) -> list[str]:
+    lines = ["### Params", ""]
+    if params is None:
+        return [*lines, "No params file."]
+    if base is None:
+        return [*lines, "No base params to compare."]
+    changes = params_diff(base, params)
+    if not changes:
+        return [*lines, "No params changed."]
+    rows = [[f"`{key}`", change, _param(base, key), _param(params, key)] for key, change in changes]
+    return [*lines, *_table(["key", "change", "base", "this PR"], rows)]
+
+
+def latency_section(gate: Json | None) -> list[str]:
+    lines = ["### Model latency", ""]
+    latency = (gate or {}).get("latency")
+    if not latency:
+        return [*lines, "No latency measured."]
+    profiles = [
+        (name, latency[name]) for name in ("candidate", "baseline", "int8") if name in latency
+    ]
+    sizes = sorted(
+        {size for _, profile in profiles for size in profile.get("rows_per_second", {})}, key=int
+    )
+    header = ["model", "p50 (ms)", "p99 (ms)", *(f"rows/s @ {size}" for size in sizes)]
+    rows = [
+        [
+            name,
+            _sig(profile.get("p50_ms")),
+            _sig(profile.get("p99_ms")),
+            *(_count(round(profile.get("rows_per_second", {}).get(size, 0))) for size in sizes),
+        ]
+        for name, profile in profiles
+    ]
+    lines += _table(header, rows)
+    baseline = latency.get("baseline")
+    if baseline and baseline.get("p99_ms"):
+        ratio = latency["candidate"]["p99_ms"] / baseline["p99_ms"]
+        lines += ["", f"Single-row p99, candidate / baseline: **{ratio:.2f}x**"]
+    return lines
+
+
+def edge_section(gate: Json | None) -> list[str]:
+    lines = ["### Edge model (int8)", ""]
+    edge = (gate or {}).get("edge")
+    if not edge:
+        return [*lines, "No edge model."]
+    fp32_bytes, int8_bytes = edge["fp32_bytes"], edge["int8_bytes"]
+    rows = [
+        ["fp32", f"{fp32_bytes / 1024:.1f} KiB", _fixed(edge["fp32_accuracy"])],
+        ["int8", f"{int8_bytes / 1024:.1f} KiB", _fixed(edge["int8_accuracy"])],
+    ]
+    drop = edge["fp32_accuracy"] - edge["int8_accuracy"]
+    smaller = 1 - int8_bytes / fp32_bytes
+    summary = f"int8 is {_percent(smaller, 1)} smaller; accuracy drop {_signed(drop)}."
+    return [*lines, *_table(["model", "size", "accuracy"], rows), "", summary]
+
+
+def load_test_section(load_test: Json | None) -> list[str]:
+    if load_test is None:
+        return []
+    lines = ["### Load test SLO", ""]
+    lines.append(
+        f"{_mark(load_test.get('passed'))} {_count(load_test.get('requests'))} requests, "
+        f"{_count(load_test.get('failures'))} failures, "
+        f"median {_count(load_test.get('median_ms'))} ms."
+    )
+    named = sorted(
+        load_test.get("checks", {}).items(), key=lambda item: bool(item[1].get("passed"))
+    )
+    rows = [
+        [
+            _mark(check.get("passed")),
+            f"`{name}`",
+            _count(check.get("value")),
+            ("≥ " if check.get("kind") == "min" else "≤ ") + _count(check.get("budget")),
+        ]
+        for name, check in named
+    ]
+    return [*lines, "", *_table(["", "check", "value", "budget"], rows)]
+
+
+def resample(curve: Curve, best: Callable[[Curve, float], float]) -> list[tuple[float, float]]:
+    """The curve at CHART_POINTS evenly spaced x values from its first x to its last.
+
+    Evenly spaced points keep a categorical Mermaid x-axis proportional and its labels unique.
+    """
+    low, high = min(x for x, _ in curve), max(x for x, _ in curve)
+    step = (high - low) / (CHART_POINTS - 1)
+    return [(low + step * i, best(curve, low + step * i)) for i in range(CHART_POINTS)]
+
+
+def roc_at(curve: Curve, fpr: float) -> float:
+    """Best true positive rate reachable without exceeding `fpr`."""
+    return max((tpr for x, tpr in curve if x <= fpr + 1e-9), default=0.0)
+
+
+def precision_at(curve: Curve, recall: float) -> float:
+    """Interpolated precision: the best precision at this recall or more."""
+    return max((precision for x, precision in curve if x >= recall - 1e-9), default=0.0)
+
+
+def _line_chart(
+    title: str, x_title: str, y_title: str, points: list[tuple[float, float]]
+) -> list[str]:
+    labels = ", ".join(f'"{x:.2f}"' for x, _ in points)
+    values = ", ".join(f"{y:.3f}" for _, y in points)
+    return [
+        "```mermaid",
+        "xychart-beta",
+        f'    title "{title}"',
+        f'    x-axis "{x_title}" [{labels}]',
+        f'    y-axis "{y_title}" 0 --> 1',
+        f"    line [{values}]",
+        "```",
+    ]
+
+
+def _bar_chart(title: str, y_title: str, bars: list[tuple[str, float]]) -> list[str]:
+    labels = ", ".join(f'"{name}"' for name, _ in bars)
+    values = ", ".join(_sig(value) for _, value in bars)
+    top = _sig(max(value for _, value in bars) * 1.2)  # from zero, so bar heights compare
+    return [
+        "```mermaid",
+        "xychart-beta",
+        f'    title "{title}"',
+        f"    x-axis [{labels}]",
+        f'    y-axis "{y_title}" 0 --> {top}',
+        f"    bar [{values}]",
+        "```",
+    ]
+
+
+def charts_section(inputs: ReportInputs) -> list[str]:
+    charts: list[list[str]] = []
+    if inputs.roc:
+        points = resample(inputs.roc, roc_at)
+        charts.append(_line_chart("ROC curve", "false positive rate", "true positive rate", points))
+    if inputs.precision_recall:
+        points = resample(inputs.precision_recall, precision_at)
+        charts.append(_line_chart("Precision-recall (interpolated)", "recall", "precision", points))
+    latency = (inputs.gate or {}).get("latency") or {}
+    bars = [
+        (name, float(latency[name]["p99_ms"]))
+        for name in ("candidate", "baseline", "int8")
+        if latency.get(name, {}).get("p99_ms") is not None
+    ]
+    if bars:
+        charts.append(_bar_chart("Single-row p99 latency (ms)", "p99 (ms)", bars))
+    if not charts:
+        return []
+    lines = ["### Charts"]
+    for chart in charts:
+        lines += ["", *chart]
+    return lines
+
+
+def rollout_section(rollout: Json | None) -> list[str]:
+    if rollout is None:
+        return []
+    lines = ["### Rollout", ""]
+    line = f"Strategy **{rollout.get('strategy')}**, phase **{rollout.get('phase')}**"
+    decision = rollout.get("decision")
+    if decision:
+        line += f": {decision.get('action')} ({decision.get('reason')})"
+    lines.append(line + ".")
+    steps = rollout.get("steps") or []
+    if steps:
+        rows = []
+        for step in steps:
+            canary = step.get("canary", {})
+            reasons = "; ".join(step.get("reasons", []))
+            rows.append(
+                [
+                    step.get("step"),
+                    f"{step.get('weight')}%",
+                    _count(canary.get("requests")),
+                    _count(canary.get("failures")),
+                    _percent(canary.get("success_rate")),
+                    _sig(canary.get("p99_ms")),
+                    _percent(step.get("label_disagreement"), 1),
+                    f"{_mark(step.get('passed'))} {reasons}".strip(),
+                ]
+            )
+        header = [
+            "step",
+            "canary weight",
+            "requests",
+            "failures",
+            "success rate",
+            "p99 (ms)",
+            "label disagreement",
+            "analysis",
+        ]
+        lines += ["", *_table(header, rows)]
+    if "client_requests" in rollout:
+        lines += [
+            "",
+            f"Clients: {_count(rollout.get('client_requests'))} requests, "
+            f"{_count(rollout.get('client_failures'))} failures.",
+        ]
+    return lines
+
+
+def links_section(run_url: str | None) -> list[str]:
+    return [] if not run_url else ["### Links", "", f"[Artifacts of this run]({run_url})"]
+
+
+def render(inputs: ReportInputs) -> str:
+    """The whole report as GitHub-flavoured Markdown; the marker is its first line."""
+    sections = [
+        [MARKER],
+        headline(inputs),
+        validation_section(inputs.validation),
+        metrics_section(inputs.gate),
+        checks_section(inputs.gate),
+        params_section(inputs.params, inputs.base_params),
+        latency_section(inputs.gate),
+        edge_section(inputs.gate),
+        load_test_section(inputs.load_test),
+        charts_section(inputs),
+        rollout_section(inputs.rollout),
+        links_section(inputs.run_url),
+    ]
+    return "\n\n".join("\n".join(section) for section in sections if section) + "\n"
