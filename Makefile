@@ -23,7 +23,7 @@ export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export PATH := $(BIN):$(PATH)
 
 .PHONY: help install pipeline repro gate package serve load-test rollout rollback k8s-manifests system-deps test \
-	drift dispatch-retrain lint-workflows retrain dvc-pull report post-report containerize rollout-target explain-rollout-target k8s-apply test-unit lint format bench-repro bench-latency bench-serving lock clean
+	batch bench-batch drift dispatch-retrain lint-workflows retrain dvc-pull report post-report containerize rollout-target explain-rollout-target k8s-apply test-unit lint format bench-repro bench-latency bench-serving lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -39,8 +39,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 install: $(VENV)/.installed ## Create .venv and install everything (idempotent)
 
-pipeline: repro system-deps ## The whole flow here: pipeline, gates, Bento, load test, canary rollout
-	python -m serving.rollout canary
+pipeline: repro system-deps ## The whole flow here: pipeline, gates, Bento, load test, rollout, report
+	python -m serving.rollout canary; status=$$?; $(MAKE) --no-print-directory report; exit $$status
 
 repro: install ## Reproduce the DVC pipeline; stages whose inputs did not change are skipped
 	dvc repro
@@ -70,7 +70,7 @@ k8s-manifests: install ## Render the rollout plan for Kubernetes (Argo Rollouts)
 # System tools the rollout and benchmarks run: installed where missing and possible (Debian, as
 # root or with passwordless sudo); elsewhere the target says how.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
-system-deps: ## Install nginx and wrk if missing (Debian/Ubuntu), else print how
+system-deps: ## Install nginx, PostgreSQL and wrk if missing (Debian/Ubuntu), else print how
 	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { \
 		if command -v apt-get >/dev/null 2>&1; then \
 			echo "system-deps: installing nginx-light and wrk with apt-get"; \
@@ -78,6 +78,9 @@ system-deps: ## Install nginx and wrk if missing (Debian/Ubuntu), else print how
 		else \
 			echo "system-deps: install nginx and wrk (e.g. brew install nginx wrk)" >&2; exit 1; \
 		fi; }
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+		$(SUDO) apt-get install -y -qq postgresql >/dev/null 2>&1 || \
+		echo "system-deps: PostgreSQL missing (the batch tests need it): apt-get install postgresql" >&2; }
 	@command -v wrk >/dev/null 2>&1 || { $(SUDO) apt-get install -y -qq wrk >/dev/null 2>&1 || \
 		echo "system-deps: wrk missing (only make bench-serving needs it): apt-get install wrk"; }
 
@@ -122,6 +125,14 @@ k8s-apply: install ## Render deploy/k8s for IMAGE and kubectl-apply it (KUBECONF
 
 drift: install ## Compare logged traffic with the training data; exit 3 when retraining is due
 	python -m monitoring.drift
+
+INPUT ?= data/prepared/test.csv
+DB ?= sqlite:///predictions.db
+batch: install ## Score INPUT (CSV or Parquet) with the champion model into DB (default SQLite)
+	python -m serving.batch "$(INPUT)" --db "$(DB)"
+
+bench-batch: repro ## Benchmark: batch scoring into SQLite vs onnxruntime alone on the same rows
+	python -m benchmarks.batch
 
 dispatch-retrain: install ## Start retrain.yml on GitHub (monitoring does this on drift)
 	python -m reporting dispatch --workflow retrain.yml --input reason=drift

@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 import pandas as pd
-import pyarrow  # type: ignore[import-untyped]
-import pyarrow.parquet as pq  # type: ignore[import-untyped]
+import pyarrow
+import pyarrow.parquet as pq
 from sqlalchemy import (
     BigInteger,
     Column,

@@ -10,7 +10,6 @@ is how `make drift` joins them to predictions.
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 
 CURRENT = "predictions.jsonl"
 
@@ -110,10 +110,14 @@ class PredictionLog:
             records.append(self.buffer.popleft())
         if not records:
             return 0
-        lines = [json.dumps(self._plain(record)) for record in records]
+        # orjson: several times faster than json, so the GIL is held in shorter bursts.
+        lines = [
+            orjson.dumps(self._plain(record), option=orjson.OPT_SERIALIZE_NUMPY)
+            for record in records
+        ]
         path = self.folder / CURRENT
-        with path.open("a") as handle:
-            handle.write("\n".join(lines) + "\n")
+        with path.open("ab") as handle:
+            handle.write(b"\n".join(lines) + b"\n")
         self.written += len(records)
         if path.stat().st_size > self.max_file_bytes:
             self._rotate(path)
@@ -123,9 +127,8 @@ class PredictionLog:
         if record["kind"] == "prediction":
             record = dict(record)
             record["features"] = dict(
-                zip(self.feature_names, (float(v) for v in record["features"]), strict=True)
+                zip(self.feature_names, record["features"].tolist(), strict=True)
             )
-            record["probabilities"] = [float(p) for p in record["probabilities"]]
         return record
 
     def _rotate(self, path: Path) -> None:

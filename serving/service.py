@@ -23,7 +23,7 @@ from typing import Annotated, Any
 
 import bentoml
 import numpy as np
-from pydantic import Field
+from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -32,6 +32,7 @@ from starlette.routing import Route
 from model.inference import onnx_session, predict_proba
 from model.params import Params
 from serving.batching import OpportunisticBatcher
+from serving.hot_path import PredictRoute
 from serving.limits import BodySizeLimit
 from serving.model_store import METADATA_FILE, ONNX_FILE, use_project_store
 from serving.prediction_log import PredictionLog
@@ -137,6 +138,16 @@ class Classifier:
         ],
         ctx: bentoml.Context,
     ) -> list[Prediction]:
+        request_id = ctx.request.headers.get("x-request-id") or uuid.uuid4().hex
+        predictions, logged = await self.answer(rows, request_id)
+        if logged:
+            ctx.response.metadata["x-request-id"] = request_id
+        return [Prediction(**prediction) for prediction in predictions]
+
+    async def answer(
+        self, rows: list[Any], request_id: str | None
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Predictions for validated rows (plain dicts), and whether the request was logged."""
         started = time.perf_counter()
         # (rows, n_features) in the model's feature order -> (rows, n_classes)
         features = np.array(
@@ -144,26 +155,25 @@ class Classifier:
         )
         probabilities = await self.batcher(features)
         version = self.info.model_version
-        if self.prediction_log.sampled():
-            request_id = ctx.request.headers.get("x-request-id") or uuid.uuid4().hex
-            ctx.response.metadata["x-request-id"] = request_id
-            latency_ms = (time.perf_counter() - started) * 1000
-            self.prediction_log.record(
-                request_id, features, probabilities, self.info.labels, version, latency_ms
-            )
+        labels = self.info.labels
         predictions = []
-        for label, row in zip(
-            self.labels[probabilities.argmax(axis=1)], probabilities, strict=True
-        ):
+        for index, row in zip(probabilities.argmax(axis=1), probabilities.tolist(), strict=True):
+            label = labels[index]
             self.counters[label].inc()
             predictions.append(
-                Prediction(
-                    label=str(label),
-                    probabilities=dict(zip(self.info.labels, row.tolist(), strict=True)),
-                    model_version=version,
-                )
+                {
+                    "label": label,
+                    "probabilities": dict(zip(labels, row, strict=True)),
+                    "model_version": version,
+                }
             )
-        return predictions
+        logged = self.prediction_log.sampled()
+        if logged:
+            latency_ms = (time.perf_counter() - started) * 1000
+            self.prediction_log.record(
+                request_id or uuid.uuid4().hex, features, probabilities, labels, version, latency_ms
+            )
+        return predictions, logged
 
     @bentoml.api  # type: ignore[untyped-decorator]
     async def feedback(
@@ -193,3 +203,22 @@ async def _metadata(request: Request) -> JSONResponse:
 Classifier.apis["predict"].output_spec.media_type = "application/json"  # type: ignore[attr-defined]
 metadata_app.router.routes.append(Route("/metadata", _metadata, methods=["GET"]))
 Classifier.add_asgi_middleware(BodySizeLimit, max_bytes=SETTINGS.max_body_bytes)  # type: ignore[attr-defined]
+
+
+class PredictRequest(BaseModel):
+    """The body of POST /predict, as the `predict` API declares it."""
+
+    rows: Annotated[list[Row], Field(min_length=1, max_length=SETTINGS.max_rows)]  # type: ignore[valid-type]
+
+
+def _ready_service() -> Any:
+    try:
+        return bentoml.get_current_service()
+    except bentoml.exceptions.BentoMLException:
+        return None
+
+
+# Added after the body limit, so it runs inside it (and inside BentoML's metrics and tracing).
+Classifier.add_asgi_middleware(  # type: ignore[attr-defined]
+    PredictRoute, request_model=PredictRequest, service=_ready_service
+)
