@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,16 @@ def rollout(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def state(work_dir: Path) -> dict[str, Any]:
     result: dict[str, Any] = json.loads((work_dir / "state.json").read_text())
     return result
+
+
+def wait_for_phase(work_dir: Path, phase: str, timeout_s: float = 60) -> None:
+    """Until the rollout state in `work_dir` reaches `phase` (a rollout running elsewhere)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if (work_dir / "state.json").exists() and state(work_dir).get("phase") == phase:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the rollout never reached {phase!r} in {timeout_s:g} s")
 
 
 def start_rollout(repo: Path, *args: str) -> subprocess.Popen[str]:

@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 
 from serving.analysis import read_entries
-from tests.rollout.conftest import MODEL, rollout, start_rollout, state, store_tags
+from tests.rollout.conftest import (
+    MODEL,
+    rollout,
+    start_rollout,
+    state,
+    store_tags,
+    wait_for_phase,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -93,11 +100,7 @@ def test_killing_the_canary_mid_rollout_fails_no_client_request(
         rollout_repo, "canary", "--stable-tag", tags["1"], "--canary-tag", tags["2"],
         "--work-dir", str(tmp_path),
     )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if (tmp_path / "state.json").exists() and state(tmp_path).get("phase") == "progressing":
-            break
-        time.sleep(0.2)
+    wait_for_phase(tmp_path, "progressing")
     time.sleep(1.5)  # mid-step, with traffic flowing to the canary
     canary = state(tmp_path)["canary"]
     for pid in [canary["pid"], *canary["workers"]]:  # the whole server, workers included
@@ -145,11 +148,7 @@ def test_a_rollout_whose_controller_dies_can_be_resumed(rollout_repo: Path, tmp_
         rollout_repo, "canary", "--stable-tag", tags["1"], "--canary-tag", tags["1"],
         "--work-dir", str(tmp_path),
     )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if (tmp_path / "state.json").exists() and state(tmp_path).get("phase") == "progressing":
-            break
-        time.sleep(0.2)
+    wait_for_phase(tmp_path, "progressing")
     process.kill()  # the controller only: nginx and both servers keep running
     process.wait()
     result = rollout(rollout_repo, "resume", "--work-dir", str(tmp_path))
