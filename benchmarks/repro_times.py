@@ -32,8 +32,12 @@ def _timed(command: list[str], cwd: Path) -> float:
         "MLFLOW_DISABLE_TELEMETRY": "true",
     }
     env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("BENTOML_HOME", None)  # each clone uses its own store, as a fresh checkout would
     start = time.perf_counter()
-    subprocess.run(command, cwd=cwd, env=env, check=True, capture_output=True)
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-15:])
+        raise SystemExit(f"{' '.join(command)} failed in {cwd}:\n{tail}")
     return time.perf_counter() - start
 
 

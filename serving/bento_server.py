@@ -22,6 +22,8 @@ from types import TracebackType
 
 import psutil
 
+from serving.model_store import DEFAULT_BENTOML_HOME
+
 DEFAULT_SERVICE = "serving.service:Classifier"
 
 
@@ -95,7 +97,15 @@ class BentoServer:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.cwd = cwd or Path.cwd()
-        self.env = os.environ | {"BENTOML_DO_NOT_TRACK": "true"} | (env or {})
+        # The project-local store unless told otherwise: `bentoml serve` fixes its home before it
+        # imports the service, so the variable must be set in its environment from the start.
+        project_store = str((self.cwd / DEFAULT_BENTOML_HOME).resolve())
+        self.env = (
+            {"BENTOML_HOME": project_store}
+            | os.environ
+            | {"BENTOML_DO_NOT_TRACK": "true"}
+            | (env or {})
+        )
         self.log = log or self.cwd / f".bentoml-serve-{self.port}.log"
         self.ready_timeout_s = ready_timeout_s
         self.process: subprocess.Popen[bytes] | None = None

@@ -5,10 +5,12 @@ its own (serving/schema.py); requests that arrive together are then merged into 
 call (serving/batching.py). Settings come from params.yaml (`serving`), read once when the module
 is imported, which is when BentoML resolves the service.
 
-Hot-path choices, each measured with `make bench-serving` (see the README): uvloop and httptools
-under BentoML's uvicorn, no access log and no tracing span on /predict, a fixed response media
-type, opportunistic batching instead of a batch window, and start-up objects frozen out of the
-garbage collector.
+Hot-path choices, each measured with `make bench-serving` (see the README): POST /predict is
+answered by a lean ASGI handler (serving/hot_path.py) that shares `answer` with the declared API;
+uvloop and httptools under BentoML's uvicorn; no access log and no tracing span on /predict; a
+fixed response media type; opportunistic batching instead of a batch window; start-up objects
+frozen out of the garbage collector; and a sampled prediction log written off the request path
+(serving/prediction_log.py).
 """
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ VENV_BIN = Path(sys.executable).parent
 
 
 def project_env() -> dict[str, str]:
-    """The environment `make` gives the stages: venv first on PATH, telemetry off, local stores."""
+    """A user's plain shell: venv first on PATH, telemetry off, and no store locations set, so
+    every command must find the project's own MLflow and BentoML stores by itself."""
     env = {
         key: value
         for key, value in os.environ.items()
@@ -45,7 +46,7 @@ def run(
     result = subprocess.run(
         command,
         cwd=cwd,
-        env=project_env() | {"BENTOML_HOME": str(cwd / ".bentoml")} | dict(env or {}),
+        env=project_env() | dict(env or {}),
         capture_output=True,
         text=True,
         check=False,

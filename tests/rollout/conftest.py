@@ -83,6 +83,6 @@ def wait_for_phase(work_dir: Path, phase: str, timeout_s: float = 60) -> None:
 
 def start_rollout(repo: Path, *args: str) -> subprocess.Popen[str]:
     command = [str(VENV_BIN / "python"), "-m", "serving.rollout", *args]
-    env = project_env() | {"BENTOML_HOME": str(repo / ".bentoml")}
+    env = project_env()
     return subprocess.Popen(command, cwd=repo, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
