@@ -32,6 +32,7 @@ class Baseline:
         return {
             "kind": self.kind,
             "source": self.source,
+            "metrics": self.metrics,
             "has_metrics": self.metrics is not None,
             "has_model": self.model is not None,
             "note": self.note,

@@ -50,7 +50,17 @@ class TableSpec(_Strict):
     min_class_fraction: float = Field(ge=0, le=1)
 
 
+class DatasetSpec(_Strict):
+    """Where the data comes from and under which terms: the model card quotes it."""
+
+    name: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    licence: str = Field(min_length=1)
+    url: str = ""
+
+
 class Contract(_Strict):
+    dataset: DatasetSpec | None = None
     label: LabelSpec
     features: tuple[FeatureSpec, ...] = Field(min_length=1)
     table: TableSpec

@@ -1,4 +1,8 @@
-"""DVC stage `evaluate`: test-split metrics for `dvc metrics diff`, plot data, and MLflow."""
+"""DVC stage `evaluate`: test-split metrics for `dvc metrics diff`, plot data, and MLflow.
+
+Also bootstrap confidence intervals of those metrics (for the model card) and the permutation
+importance of every feature, measured on the exported ONNX model: what serving will run.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +17,12 @@ from sklearn import metrics as sk
 
 from model.atomic import atomic_path, write_json_atomically
 from model.features import FeatureSchema, read_split
+from model.importance import FeatureImportance, as_json, permutation_ranking
+from model.inference import onnx_session
+from model.inference import predict_proba as onnx_predict_proba
 from model.lineage import file_digest
 from model.network import Classifier, load_checkpoint
-from model.params import Params
+from model.params import BootstrapParams, Params
 from model.tracking import model_run
 
 
@@ -60,6 +67,48 @@ def compute_metrics(
     }
 
 
+def bootstrap_intervals(
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    positive: int,
+    calibration_bins: int,
+    params: BootstrapParams,
+) -> dict[str, dict[str, float]]:
+    """Percentile intervals of every metric over test rows resampled with replacement.
+
+    Resamples holding a single class are skipped (ROC AUC is undefined on them)."""
+    rng = np.random.default_rng(params.seed)
+    rows = len(labels)
+    samples: dict[str, list[float]] = {}
+    for _ in range(params.resamples):
+        pick = rng.integers(0, rows, rows)
+        if np.unique(labels[pick]).size < 2:
+            continue
+        for name, value in compute_metrics(
+            labels[pick], probabilities[pick], positive, calibration_bins
+        ).items():
+            samples.setdefault(name, []).append(value)
+    tail = (1 - params.confidence) / 2 * 100
+    return {
+        name: {
+            "low": round(float(np.percentile(values, tail)), 6),
+            "high": round(float(np.percentile(values, 100 - tail)), 6),
+        }
+        for name, values in samples.items()
+    }
+
+
+def importance_frame(ranking: list[FeatureImportance]) -> pd.DataFrame:
+    """DVC bar-plot data, most important feature first."""
+    return pd.DataFrame(
+        {
+            "feature": [row.feature for row in ranking],
+            "importance": [row.importance for row in ranking],
+            "std": [row.std for row in ranking],
+        }
+    )
+
+
 def curve_frames(
     labels: np.ndarray, probabilities: np.ndarray, schema: FeatureSchema
 ) -> dict[str, pd.DataFrame]:
@@ -82,7 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("prepared", type=Path, help="folder written by `prepare`")
     parser.add_argument("checkpoint", type=Path, help="checkpoint written by `train`")
+    parser.add_argument("onnx", type=Path, help="ONNX model written by `export`")
     parser.add_argument("metrics", type=Path, help="where to write the metrics (JSON)")
+    parser.add_argument("confidence", type=Path, help="where to write their intervals (JSON)")
+    parser.add_argument("importance", type=Path, help="where to write feature importance (JSON)")
     parser.add_argument("plots", type=Path, help="folder for the plot data (CSV)")
     args = parser.parse_args(argv)
 
@@ -90,9 +142,31 @@ def main(argv: list[str] | None = None) -> int:
     schema = FeatureSchema.load(args.prepared / "features.json")
     features, labels = read_split(args.prepared / "test.csv", schema)
     probabilities = predict_proba(load_checkpoint(args.checkpoint), features)
-    scores = compute_metrics(labels, probabilities, schema.positive_index, params.calibration_bins)
+    positive, bins = schema.positive_index, params.calibration_bins
+    scores = compute_metrics(labels, probabilities, positive, bins)
+    intervals = bootstrap_intervals(labels, probabilities, positive, bins, params.bootstrap)
+    session = onnx_session(args.onnx)
+    ranking = permutation_ranking(
+        lambda rows: onnx_predict_proba(session, rows),
+        features,
+        labels,
+        schema.feature_names,
+        len(schema.labels),
+        params.importance,
+    )
     write_json_atomically(args.metrics, {name: round(value, 6) for name, value in scores.items()})
-    for name, frame in curve_frames(labels, probabilities, schema).items():
+    write_json_atomically(
+        args.confidence,
+        {
+            "confidence": params.bootstrap.confidence,
+            "resamples": params.bootstrap.resamples,
+            "rows": len(labels),
+            "intervals": intervals,
+        },
+    )
+    write_json_atomically(args.importance, as_json(ranking, params.importance))
+    frames = curve_frames(labels, probabilities, schema) | {"importance": importance_frame(ranking)}
+    for name, frame in frames.items():
         with atomic_path(args.plots / f"{name}.csv") as temporary:
             frame.to_csv(temporary, index=False, float_format="%.6g")
 
@@ -100,7 +174,10 @@ def main(argv: list[str] | None = None) -> int:
 
     with model_run(file_digest(args.checkpoint)):
         mlflow.log_metrics({f"test_{name}": value for name, value in scores.items()})
+        mlflow.log_dict(as_json(ranking, params.importance), "importance.json")
     print("evaluate: " + ", ".join(f"{name} {value:.4f}" for name, value in scores.items()))
+    top = ", ".join(f"{row.feature} {row.importance:.3g}" for row in ranking[:3])
+    print(f"evaluate: top features ({params.importance.metric} drop when shuffled): {top}")
     return 0
 
 

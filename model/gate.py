@@ -25,6 +25,7 @@ from model.baseline import Baseline, resolve
 from model.behavior import Predict, directional_shares, invariance_flip_rate, per_class_recall
 from model.contract import Contract
 from model.features import FeatureSchema, read_split
+from model.importance import as_json, permutation_ranking
 from model.inference import INPUT_NAME, OUTPUT_NAME, onnx_session, predict_proba
 from model.latency import LatencyProfile, measure_side_by_side
 from model.lineage import file_digest, git_commit
@@ -305,6 +306,19 @@ def main(argv: list[str] | None = None) -> int:
     int8_accuracy = _accuracy(predict_proba(int8, features), labels)
     checks.append(edge_check(fp32_accuracy, int8_accuracy, gates.edge))
 
+    baseline_importance = None
+    if "baseline" in sessions:
+        # Same method, rows and seed as `evaluate`, so the report can show how ranks moved.
+        ranking = permutation_ranking(
+            lambda rows: predict_proba(sessions["baseline"], rows),
+            features,
+            labels,
+            schema.feature_names,
+            len(schema.labels),
+            params.evaluate.importance,
+        )
+        baseline_importance = as_json(ranking, params.evaluate.importance)
+
     passed = all(check.passed for check in checks)
     report: dict[str, Any] = {
         "passed": passed,
@@ -318,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
             "fp32_accuracy": fp32_accuracy,
             "int8_accuracy": int8_accuracy,
         },
+        "importance": {"baseline": baseline_importance},
         "registered": None,
     }
     if passed and not args.no_register:

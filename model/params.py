@@ -37,8 +37,22 @@ class TrainParams(Section):
     weight_decay: float = Field(ge=0)
 
 
+class BootstrapParams(Section):
+    resamples: int = Field(ge=10)
+    confidence: float = Field(gt=0, lt=1)
+    seed: int
+
+
+class ImportanceParams(Section):
+    metric: Literal["log_loss", "accuracy", "roc_auc"]
+    repeats: int = Field(ge=1)
+    seed: int
+
+
 class EvaluateParams(Section):
     calibration_bins: int = Field(ge=2)
+    bootstrap: BootstrapParams
+    importance: ImportanceParams
 
 
 class ExportParams(Section):

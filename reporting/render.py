@@ -18,12 +18,15 @@ from typing import Any
 
 import yaml
 
+from model.importance import rank_moves
+
 MARKER = "<!-- mlops-starter-report -->"  # first line; how the sticky comment is found again
 PASS, FAIL, SKIP = "✅", "❌", "⚪"
 NONE = "—"
 CHART_POINTS = 21  # a curve is resampled on this many evenly spaced x values
 METRIC_ORDER = ("accuracy", "f1_macro", "roc_auc", "log_loss", "ece", "brier")
 CHECK_SUFFIXES = ("_vs_baseline", "_floor", "_ceiling")
+TOP_FEATURES = 10  # rows of the feature-importance table
 
 Json = dict[str, Any]
 Curve = tuple[tuple[float, float], ...]
@@ -42,6 +45,7 @@ class ReportInputs:
     params: Json | None = None
     base_params: Json | None = None
     run_url: str | None = None
+    importance: Json | None = None  # reports/importance.json; the baseline's is in gate.json
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -94,6 +98,7 @@ def load_inputs(
         params=_read_yaml(params if params is not None else reports.parent / "params.yaml"),
         base_params=_read_yaml(base_params),
         run_url=run_url,
+        importance=_read_json(reports / "importance.json"),
     )
 
 
@@ -135,7 +140,7 @@ def _percent(value: float | None, digits: int = 2) -> str:
     return NONE if value is None else f"{value:.{digits}%}"
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
     return lines
@@ -232,7 +237,11 @@ def validation_section(validation: Json | None) -> list[str]:
                 ", ".join(examples) or NONE,
             ]
         )
-    return [*lines, "", *_table(["rule", "column", "failing rows", "message", "examples"], rows)]
+    return [
+        *lines,
+        "",
+        *markdown_table(["rule", "column", "failing rows", "message", "examples"], rows),
+    ]
 
 
 def metric_of(check_name: str) -> str:
@@ -273,7 +282,7 @@ def metrics_section(gate: Json | None) -> list[str]:
         rows.append(
             [f"`{name}`", _fixed(value), _fixed(base), _signed(delta), marks or "not gated"]
         )
-    return [*lines, *_table(["metric", "candidate", "baseline", "delta", "checks"], rows)]
+    return [*lines, *markdown_table(["metric", "candidate", "baseline", "delta", "checks"], rows)]
 
 
 def checks_section(gate: Json | None) -> list[str]:
@@ -288,7 +297,46 @@ def checks_section(gate: Json | None) -> list[str]:
         [_mark(check.get("passed")), check.get("gate"), f"`{check.get('name')}`", check.get("why")]
         for check in checks
     ]
-    return [opening, summary, "", *_table(["", "gate", "check", "why"], rows), "", "</details>"]
+    return [
+        opening,
+        summary,
+        "",
+        *markdown_table(["", "gate", "check", "why"], rows),
+        "",
+        "</details>",
+    ]
+
+
+def _rank_move(move: int | None) -> str:
+    if move is None:
+        return "new"
+    return "=" if move == 0 else (f"▲ {move}" if move > 0 else f"▼ {-move}")
+
+
+def importance_section(importance: Json | None, gate: Json | None) -> list[str]:
+    """The top features, and how far each moved in rank against the baseline model."""
+    if importance is None:
+        return []
+    features = importance.get("features", [])
+    baseline = (((gate or {}).get("importance") or {}).get("baseline") or {}).get("features")
+    moves = rank_moves(features, baseline)
+    rows = []
+    for row in features[:TOP_FEATURES]:
+        cells = [row["rank"], f"`{row['feature']}`", f"{row['importance']:.4f} ± {row['std']:.4f}"]
+        rows.append(cells + ([_rank_move(moves.get(row["feature"]))] if baseline else []))
+    header = ["rank", "feature", f"{importance.get('metric')} drop when shuffled"]
+    header += ["vs baseline"] if baseline else []
+    lines = ["### Top features", ""]
+    lines.append(
+        f"Permutation importance of the ONNX model on the test split, top {TOP_FEATURES} of "
+        f"{len(features)}." + ("" if baseline else " No baseline model to compare ranks with.")
+    )
+    if baseline:
+        top = {row["feature"] for row in features[:TOP_FEATURES]}
+        dropped = [row["feature"] for row in baseline[:TOP_FEATURES] if row["feature"] not in top]
+        if dropped:
+            lines.append("Left the top: " + ", ".join(f"`{name}`" for name in dropped) + ".")
+    return [*lines, "", *markdown_table(header, rows)]
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -334,7 +382,7 @@ def params_section(params: Json | None, base: Json | None) -> list[str]:
     if not changes:
         return [*lines, "No params changed."]
     rows = [[f"`{key}`", change, _param(base, key), _param(params, key)] for key, change in changes]
-    return [*lines, *_table(["key", "change", "base", "this PR"], rows)]
+    return [*lines, *markdown_table(["key", "change", "base", "this PR"], rows)]
 
 
 def latency_section(gate: Json | None) -> list[str]:
@@ -358,7 +406,7 @@ def latency_section(gate: Json | None) -> list[str]:
         ]
         for name, profile in profiles
     ]
-    lines += _table(header, rows)
+    lines += markdown_table(header, rows)
     baseline = latency.get("baseline")
     if baseline and baseline.get("p99_ms"):
         ratio = latency["candidate"]["p99_ms"] / baseline["p99_ms"]
@@ -379,7 +427,7 @@ def edge_section(gate: Json | None) -> list[str]:
     drop = edge["fp32_accuracy"] - edge["int8_accuracy"]
     smaller = 1 - int8_bytes / fp32_bytes
     summary = f"int8 is {_percent(smaller, 1)} smaller; accuracy drop {_signed(drop)}."
-    return [*lines, *_table(["model", "size", "accuracy"], rows), "", summary]
+    return [*lines, *markdown_table(["model", "size", "accuracy"], rows), "", summary]
 
 
 def load_test_section(load_test: Json | None) -> list[str]:
@@ -403,7 +451,7 @@ def load_test_section(load_test: Json | None) -> list[str]:
         ]
         for name, check in named
     ]
-    return [*lines, "", *_table(["", "check", "value", "budget"], rows)]
+    return [*lines, "", *markdown_table(["", "check", "value", "budget"], rows)]
 
 
 def resample(curve: Curve, best: Callable[[Curve, float], float]) -> list[tuple[float, float]]:
@@ -518,7 +566,7 @@ def rollout_section(rollout: Json | None) -> list[str]:
             "label disagreement",
             "analysis",
         ]
-        lines += ["", *_table(header, rows)]
+        lines += ["", *markdown_table(header, rows)]
     if "client_requests" in rollout:
         lines += [
             "",
@@ -540,6 +588,7 @@ def render(inputs: ReportInputs) -> str:
         validation_section(inputs.validation),
         metrics_section(inputs.gate),
         checks_section(inputs.gate),
+        importance_section(inputs.importance, inputs.gate),
         params_section(inputs.params, inputs.base_params),
         latency_section(inputs.gate),
         edge_section(inputs.gate),

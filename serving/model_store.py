@@ -15,6 +15,7 @@ from typing import Any
 
 ONNX_FILE = "model.onnx"
 METADATA_FILE = "model.json"
+CARD_FILE = "model_card.md"
 DEFAULT_BENTOML_HOME = ".bentoml"
 
 
@@ -32,19 +33,26 @@ def model_version(info: dict[str, Any], registry_version: str | None) -> str:
 
 
 def import_model(
-    name: str, onnx_path: Path, info: dict[str, Any], registry_version: str | None
+    name: str,
+    onnx_path: Path,
+    info: dict[str, Any],
+    registry_version: str | None,
+    card_path: Path | None = None,
 ) -> tuple[str, bool]:
-    """Copy the model into the store; returns its tag and whether it was new."""
+    """Copy the model (and its card, when given) into the store; returns its tag and whether it
+    was new. The card travels with the model into every Bento and image built from it."""
     import bentoml
     from bentoml.exceptions import NotFound
 
     version = model_version(info, registry_version)
     tag = f"{name}:{version}"
     try:
-        bentoml.models.get(tag)
+        stored = bentoml.models.get(tag)
     except NotFound:
         pass
     else:
+        if card_path is not None:  # the card may have been rendered again since (a new alias)
+            shutil.copyfile(card_path, Path(stored.path) / CARD_FILE)
         return tag, False
     labels = {
         "model_version": version,
@@ -55,4 +63,6 @@ def import_model(
     with bentoml.models.create(name=tag, labels=labels, metadata=info) as model:
         shutil.copyfile(onnx_path, Path(model.path) / ONNX_FILE)
         (Path(model.path) / METADATA_FILE).write_text(json.dumps(info, indent=2))
+        if card_path is not None:
+            shutil.copyfile(card_path, Path(model.path) / CARD_FILE)
     return tag, True

@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("onnx", type=Path, help="ONNX model written by `export`")
     parser.add_argument("metadata", type=Path, help="model metadata written by `export`")
     parser.add_argument("gate", type=Path, help="gate result written by `gate`")
+    parser.add_argument("card", type=Path, help="model card written by `card`")
     parser.add_argument("bentofile", type=Path, help="the Bento build file")
     parser.add_argument("report", type=Path, help="where to write what was built (JSON)")
     args = parser.parse_args(argv)
@@ -39,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     params = Params.load()
     info = json.loads(args.metadata.read_text())
     registry_version = (gate.get("registered") or {}).get("version")
-    model_tag, created = import_model(params.registry.model_name, args.onnx, info, registry_version)
+    model_tag, created = import_model(
+        params.registry.model_name, args.onnx, info, registry_version, args.card
+    )
     print(f"package: model {model_tag} {'imported' if created else 'already in the store'}")
     labels = {
         "model_tag": model_tag,

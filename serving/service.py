@@ -1,4 +1,4 @@
-"""BentoML service: the gated ONNX model behind POST /predict and GET /metadata.
+"""BentoML service: the gated ONNX model behind POST /predict, GET /metadata and /model-card.
 
 Loads the model from the BentoML model store with onnxruntime only. Each request is validated on
 its own (serving/schema.py); requests that arrive together are then merged into one onnxruntime
@@ -28,7 +28,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from model.inference import onnx_session, predict_proba
@@ -36,7 +36,7 @@ from model.params import Params
 from serving.batching import OpportunisticBatcher
 from serving.hot_path import PredictRoute
 from serving.limits import BodySizeLimit
-from serving.model_store import METADATA_FILE, ONNX_FILE, use_project_store
+from serving.model_store import CARD_FILE, METADATA_FILE, ONNX_FILE, use_project_store
 from serving.prediction_log import PredictionLog
 from serving.schema import ModelInfo, Prediction, example_row, row_model
 
@@ -193,6 +193,13 @@ class Classifier:
         return {"accepted": True}
 
 
+async def _model_card(request: Request) -> Response:
+    card = Path(MODEL.stored.path) / CARD_FILE if MODEL.stored is not None else None
+    if card is None or not card.is_file():
+        return PlainTextResponse("this model was packaged without a card\n", status_code=404)
+    return PlainTextResponse(card.read_text(), media_type="text/markdown; charset=utf-8")
+
+
 async def _metadata(request: Request) -> JSONResponse:
     try:
         service: Classifier = bentoml.get_current_service()
@@ -204,6 +211,7 @@ async def _metadata(request: Request) -> JSONResponse:
 # BentoML otherwise rebuilds the output's JSON schema on every response to find its media type.
 Classifier.apis["predict"].output_spec.media_type = "application/json"  # type: ignore[attr-defined]
 metadata_app.router.routes.append(Route("/metadata", _metadata, methods=["GET"]))
+metadata_app.router.routes.append(Route("/model-card", _model_card, methods=["GET"]))
 Classifier.add_asgi_middleware(BodySizeLimit, max_bytes=SETTINGS.max_body_bytes)  # type: ignore[attr-defined]
 
 

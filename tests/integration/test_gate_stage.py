@@ -68,6 +68,43 @@ def test_first_run_has_no_baseline_and_registers_a_challenger(pipeline_repo: Pat
     assert set(version.tags) >= {"git_commit", "data_md5", "params_sha256", "gate_result"}
 
 
+CARD_SECTIONS = (
+    "## Intended use",
+    "## Data",
+    "## Training",
+    "## Metrics",
+    "## Gate results",
+    "## Behavioural checks",
+    "## Top features",
+    "## Known limitations",
+)
+
+
+def _card(repo: Path) -> str:
+    card = (repo / "reports/model_card.md").read_text()
+    for section, body in zip(CARD_SECTIONS, card.split("\n## ")[1:], strict=True):
+        assert body.startswith(section.removeprefix("## ")), section
+        assert len(body.strip().splitlines()) > 2, f"{section} is empty"
+    return card
+
+
+def test_the_first_version_gets_a_card_in_mlflow_and_in_the_bento(pipeline_repo: Path) -> None:
+    card = _card(pipeline_repo)
+    assert card.startswith(f"# Model card: {MODEL_NAME}, version 1\n")
+    assert "none: the first version" in card
+    assert "rank vs baseline" not in card
+    [version] = _versions(pipeline_repo)
+    uri = version.tags["model_card"]
+    assert uri == f"runs:/{version.run_id}/model_card.md"
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{pipeline_repo / 'mlflow.db'}")
+    local = mlflow.artifacts.download_artifacts(artifact_uri=uri.replace("runs:", "runs:", 1))
+    assert Path(local).read_text() == card
+    stored = list((pipeline_repo / ".bentoml/models").glob(f"{MODEL_NAME}/*/model_card.md"))
+    assert [path.read_text() for path in stored] == [card]
+
+
 def test_re_running_the_gate_registers_no_duplicate(repo_copy: Path) -> None:
     dvc(repo_copy, "repro", "--force", "--single-item", "gate")
     assert len(_versions(repo_copy)) == 1
@@ -125,6 +162,13 @@ def test_the_champion_is_the_baseline_when_set(repo_copy: Path) -> None:
     assert {"metric/roc_auc_vs_baseline", "latency/p99_ratio"} <= {
         f"{c['gate']}/{c['name']}" for c in report["checks"]
     }
+    assert report["importance"]["baseline"]["features"][0]["rank"] == 1
+    dvc(repo_copy, "repro", "card")
+    card = _card(repo_copy)
+    assert f"champion `models:/{MODEL_NAME}@champion (version {version.version})`" in card
+    assert "rank vs baseline" in card
+    assert "| accuracy | " in card
+    assert "+0.0000 |" in card
 
 
 def test_an_unknown_git_baseline_falls_back_to_floors_and_says_so(repo_copy: Path) -> None:

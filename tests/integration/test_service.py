@@ -63,6 +63,13 @@ def test_metadata_describes_the_served_model(server: BentoServer, pipeline_repo:
     assert info["model_version"].startswith("v1-")
 
 
+def test_the_model_card_travels_with_the_model(server: BentoServer, pipeline_repo: Path) -> None:
+    response = httpx.get(f"{server.url}/model-card", timeout=10)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/markdown")
+    assert response.text == (pipeline_repo / "reports" / "model_card.md").read_text()
+
+
 def test_metrics_count_predictions_by_label_and_version(server: BentoServer) -> None:
     text = httpx.get(f"{server.url}/metrics", timeout=10).text
     assert 'predictions_total{label="' in text

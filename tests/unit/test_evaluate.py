@@ -59,3 +59,25 @@ def test_curves_cover_zero_to_one() -> None:
     assert frames["roc"]["fpr"].iloc[0] == 0.0
     assert frames["roc"]["tpr"].iloc[-1] == 1.0
     assert frames["confusion"]["actual"].tolist() == ["neg", "neg", "pos", "pos"]
+
+
+def test_bootstrap_intervals_hold_the_point_estimate_and_narrow_with_more_rows() -> None:
+    from model.evaluate import bootstrap_intervals
+    from model.params import BootstrapParams
+
+    params = BootstrapParams(resamples=200, confidence=0.9, seed=1)
+    rng = np.random.default_rng(0)
+
+    def widths(rows: int) -> dict[str, float]:
+        labels = rng.integers(0, 2, rows)
+        p_one = np.clip(labels * 0.3 + rng.uniform(0, 0.7, rows), 0.01, 0.99)
+        probabilities = np.column_stack([1 - p_one, p_one])
+        point = compute_metrics(labels, probabilities, positive=1, calibration_bins=10)
+        intervals = bootstrap_intervals(labels, probabilities, 1, 10, params)
+        for name, interval in intervals.items():
+            assert interval["low"] - 1e-6 <= point[name] <= interval["high"] + 1e-6, name
+        return {name: i["high"] - i["low"] for name, i in intervals.items()}
+
+    small, large = widths(60), widths(2000)
+    assert set(small) == {"accuracy", "f1_macro", "roc_auc", "log_loss", "ece", "brier"}
+    assert all(large[name] < small[name] for name in small)
