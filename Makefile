@@ -22,7 +22,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help install pipeline repro gate package serve load-test rollout rollback k8s-manifests system-deps test \
+.PHONY: help install pipeline repro gate package serve load-test rollout rollback k8s-manifests system-deps test tune \
 	batch bench-batch drift dispatch-retrain lint-workflows retrain dvc-pull report post-report containerize rollout-target explain-rollout-target k8s-apply test-unit lint format bench-repro bench-latency bench-serving lock clean
 
 help: ## List the targets
@@ -86,6 +86,9 @@ system-deps: ## Install nginx, PostgreSQL and wrk if missing (Debian/Ubuntu), el
 
 retrain: install ## Retrain from scratch: every stage forced, gates included
 	dvc repro --force
+
+tune: install ## Search train params as DVC experiments (budget: params.yaml tune); APPLY=1 writes the proposal
+	python -m model.tune $(if $(filter 1 true yes,$(APPLY)),--apply)
 
 dvc-pull: install ## Pull data and models from the DVC remote in DVC_REMOTE_URL (skips when unset)
 	@if [ -n "$${DVC_REMOTE_URL:-}" ]; then \

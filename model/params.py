@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -206,6 +206,34 @@ class MonitoringParams(Section):
     drift: DriftParams
 
 
+TUNABLE = tuple(name for name in TrainParams.model_fields if name != "seed")
+
+
+class TuneParams(Section):
+    """`make tune`: a bounded grid search over `train`, each trial a DVC experiment."""
+
+    objective: Literal["val_loss", "val_accuracy"]
+    min_improvement: float = Field(ge=0)
+    max_trials: int = Field(ge=1)
+    max_wall_s: float = Field(gt=0)
+    jobs: int = Field(ge=1)
+    seed: int
+    space: dict[str, tuple[Any, ...]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _space_of_train_params(self) -> TuneParams:
+        for name, values in self.space.items():
+            if name not in TUNABLE:
+                raise ValueError(f"tune.space.{name}: not a train param; tunable: {TUNABLE}")
+            if not values:
+                raise ValueError(f"tune.space.{name}: give at least one value")
+        return self
+
+    @property
+    def minimize(self) -> bool:
+        return self.objective == "val_loss"
+
+
 class Params(Section):
     prepare: PrepareParams
     train: TrainParams
@@ -216,6 +244,19 @@ class Params(Section):
     rollout: RolloutParams
     monitoring: MonitoringParams
     registry: RegistryParams
+    tune: TuneParams
+
+    @model_validator(mode="after")
+    def _space_values_are_valid_train_params(self) -> Params:
+        for name, values in self.tune.space.items():
+            for value in values:
+                try:
+                    TrainParams.model_validate(self.train.model_dump() | {name: value})
+                except ValueError as error:
+                    raise ValueError(
+                        f"tune.space.{name}: {value!r} is not valid: {error}"
+                    ) from None
+        return self
 
     @classmethod
     def load(cls, path: Path = DEFAULT_PARAMS_PATH) -> Params:

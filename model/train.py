@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.atomic import write_text_atomically
+from model.atomic import write_json_atomically, write_text_atomically
 from model.features import FeatureSchema, read_split
 from model.lineage import file_digest, git_commit
 from model.network import Classifier, save_checkpoint
@@ -79,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("raw", type=Path, help="raw CSV, hashed for lineage")
     parser.add_argument("checkpoint", type=Path, help="where to write the model checkpoint")
     parser.add_argument("history", type=Path, help="where to write per-epoch metrics (CSV)")
+    parser.add_argument(
+        "validation", type=Path, help="where to write the final validation metrics (JSON)"
+    )
     args = parser.parse_args(argv)
 
     torch.set_num_threads(1)  # tiny model: threads only add run-to-run noise
@@ -91,15 +95,21 @@ def main(argv: list[str] | None = None) -> int:
     network, history = train(*train_split, schema, params, validation=val_split)
     weights_sha256 = save_checkpoint(network, args.checkpoint)
     write_text_atomically(args.history, history_csv(history))
+    last = history[-1]
+    # What `make tune` selects on: the validation split only, never the test split.
+    write_json_atomically(
+        args.validation, {key: round(last[key], 6) for key in ("val_loss", "val_accuracy")}
+    )
 
     import mlflow
 
     with model_run(weights_sha256, new=True) as run:
         mlflow.log_params(params.model_dump() | {"n_features": len(schema.feature_names)})
         mlflow.set_tags({"git_commit": git_commit(), "data_md5": file_digest(args.raw, "md5")})
+        if os.environ.get("DVC_EXP_NAME"):  # a `make tune` trial: the tuner finds its run by it
+            mlflow.set_tag("dvc_exp_name", os.environ["DVC_EXP_NAME"])
         log_history(history)
         run_id = run.info.run_id
-    last = history[-1]
     print(
         f"train: done, train_loss {last['train_loss']:.4f}, val_loss {last['val_loss']:.4f}, "
         f"val_accuracy {last['val_accuracy']:.4f} (MLflow run {run_id})"

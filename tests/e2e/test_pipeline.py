@@ -17,10 +17,11 @@ STAGES = [
     "validate",
     "prepare",
     "train",
-    "evaluate",
     "export",
+    "evaluate",
     "quantize",
     "gate",
+    "card",
     "package",
     "load_test",
 ]
@@ -34,7 +35,16 @@ def _json(path: Path) -> dict[str, object]:
 def test_fresh_clone_rebuilds_what_git_does_not_carry(pipeline_repo: Path) -> None:
     """Stages whose outputs live only in the DVC cache run; the rest are checked and skipped."""
     ran = stages_run((pipeline_repo / ".git" / "first_repro.log").read_text())
-    assert {"prepare", "train", "export", "quantize", "gate", "package", "load_test"} <= set(ran)
+    assert {
+        "prepare",
+        "train",
+        "export",
+        "quantize",
+        "gate",
+        "card",
+        "package",
+        "load_test",
+    } <= set(ran)
     assert ran == [stage for stage in STAGES if stage in ran]
 
 
@@ -47,7 +57,12 @@ def test_every_output_is_written(pipeline_repo: Path) -> None:
         "data/prepared/features.json",
         "models/model.pt",
         "reports/plots/training.csv",
+        "reports/validation_metrics.json",
         "reports/metrics.json",
+        "reports/confidence.json",
+        "reports/importance.json",
+        "reports/plots/importance.csv",
+        "reports/model_card.md",
         "reports/plots/roc.csv",
         "reports/plots/precision_recall.csv",
         "reports/plots/confusion.csv",

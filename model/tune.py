@@ -1,0 +1,313 @@
+"""`make tune`: a bounded hyperparameter search, each trial a DVC experiment and an MLflow run.
+
+Trials are queued with `dvc exp run --queue train -S train.<key>=<value>` and run by DVC's queue
+workers (`tune.jobs` at once), so every trial is a reproducible, comparable experiment
+(`dvc exp show`, `dvc exp apply <name>`). They run the pipeline up to `train` only: selection
+reads the validation metrics that `train` writes and never touches the test split, which stays
+for `evaluate` and the gates. The result is a proposed params change, printed and saved to
+reports/tune.json; `--apply` writes it into params.yaml, so it reaches main only through a pull
+request whose gates and report judge it. The budget (trials, wall time, jobs) is `tune` in
+params.yaml.
+
+In MLflow, one parent run per search holds the budget and the proposal; every trial is a child
+run with its params and validation metrics (the `train` stage's own run when the trial trained,
+so its per-epoch curves are there too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from model.atomic import write_json_atomically, write_text_atomically
+from model.params import DEFAULT_PARAMS_PATH, Params, TuneParams
+from model.search import Overrides, Proposal, Trial, candidates, select, set_flags
+from model.tracking import configure, disable_telemetry
+
+METRICS_FILE = "reports/validation_metrics.json"
+EXP_NAME_TAG = "dvc_exp_name"
+PARENT_TAG = "mlflow.parentRunId"
+POLL_S = 2.0
+RESTART_AFTER_S = 20.0  # tasks queued but none running this long: start a worker again
+
+
+class TuneError(RuntimeError):
+    """Something a person must fix before a search can run (the message says what)."""
+
+
+def _dvc(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(["dvc", *args], capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        raise TuneError(f"`dvc {' '.join(args)}` failed:\n{result.stderr or result.stdout}")
+    return result
+
+
+def experiments(names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """State, rev and validation metrics of the named experiments, from `dvc exp show --json`.
+
+    A failed or unfinished trial shows the baseline's stale metrics: only `success` counts."""
+    wanted = set(names)
+    found: dict[str, dict[str, Any]] = {}
+    for baseline in json.loads(_dvc("exp", "show", "--json").stdout):
+        for experiment in baseline.get("experiments") or []:
+            revision = experiment["revs"][0]
+            name = experiment.get("name") or revision.get("name")
+            if name not in wanted:
+                continue
+            data = revision.get("data") or {}
+            executor = experiment.get("executor") or {}
+            state = executor.get("state") or ("failed" if revision.get("error") else "success")
+            metrics = ((data.get("metrics") or {}).get(METRICS_FILE) or {}).get("data") or {}
+            found[name] = {"state": state, "rev": revision.get("rev"), "metrics": metrics}
+    return found
+
+
+def queue(names: Sequence[str], points: Sequence[Overrides]) -> None:
+    for number, (name, overrides) in enumerate(zip(names, points, strict=True), start=1):
+        _dvc("exp", "run", "--queue", "train", "--name", name, *set_flags(overrides))
+        shown = ", ".join(f"{key}={json.dumps(value)}" for key, value in sorted(overrides.items()))
+        print(f"tune: queued {number}/{len(names)} {name}: {shown}", flush=True)
+
+
+def _describe(trial: Trial, objective: str) -> str:
+    score = trial.score(objective)
+    took = f" in {trial.seconds:.0f} s" if trial.seconds is not None else ""
+    return f"{trial.name} {trial.state}{took}" + (
+        f": {objective} {score:.4f}" if score is not None else ""
+    )
+
+
+def run_trials(names: Sequence[str], points: Sequence[Overrides], tune: TuneParams) -> list[Trial]:
+    """Queue, start and wait for the trials; stop whatever is left when the wall time is up."""
+    jobs = max(1, min(tune.jobs, os.cpu_count() or 1))
+    started = time.monotonic()
+    queue(names, points)
+    _dvc("queue", "start", "--jobs", str(jobs))
+    print(f"tune: {len(names)} trials, {jobs} at a time, at most {tune.max_wall_s:g} s", flush=True)
+    trials = {
+        name: Trial(name, dict(point), "queued") for name, point in zip(names, points, strict=True)
+    }
+    running_since: dict[str, float] = {}
+    idle_since = time.monotonic()
+    while True:
+        now = time.monotonic()
+        states = experiments(names)
+        for name, info in states.items():
+            state = info["state"]
+            if state == "running":
+                running_since.setdefault(name, now)
+            elif state in ("success", "failed") and trials[name].state not in ("success", "failed"):
+                seconds = now - running_since.get(name, now)
+                metrics = (
+                    {k: float(v) for k, v in info["metrics"].items()} if state == "success" else {}
+                )
+                trials[name] = replace(trials[name], state=state, metrics=metrics, seconds=seconds)
+                done = sum(1 for trial in trials.values() if trial.state in ("success", "failed"))
+                print(
+                    f"tune: trial {done}/{len(names)} {_describe(trials[name], tune.objective)}",
+                    flush=True,
+                )
+                if state == "failed":
+                    print(f"tune:   see why: dvc queue logs {name}", flush=True)
+        pending = [name for name, trial in trials.items() if trial.state == "queued"]
+        if not pending:
+            return [trials[name] for name in names]
+        if now - started > tune.max_wall_s:
+            return _stop(names, trials, pending, states, tune)
+        if any(states.get(name, {}).get("state") == "running" for name in pending):
+            idle_since = now
+        elif now - idle_since > RESTART_AFTER_S:  # a worker left without taking the rest
+            _dvc("queue", "start", "--jobs", str(jobs), check=False)
+            idle_since = now
+        time.sleep(POLL_S)
+
+
+def _stop(
+    names: Sequence[str],
+    trials: dict[str, Trial],
+    pending: Sequence[str],
+    states: Mapping[str, Mapping[str, Any]],
+    tune: TuneParams,
+) -> list[Trial]:
+    running = [name for name in pending if states.get(name, {}).get("state") == "running"]
+    waiting = [name for name in pending if name not in running]
+    print(
+        f"tune: out of time ({tune.max_wall_s:g} s): stopping {len(running)} running and "
+        f"{len(waiting)} queued trial(s); the {len(names) - len(pending)} finished ones count",
+        flush=True,
+    )
+    if waiting:
+        _dvc("queue", "remove", *waiting, check=False)
+    for name in running:
+        # Not `--force`: that leaves the training process behind.
+        _dvc("queue", "kill", name, check=False)
+    for name in pending:
+        trials[name] = replace(trials[name], state="stopped")
+    return [trials[name] for name in names]
+
+
+def _mlflow_children(parent_id: str, trials: Sequence[Trial], tune: TuneParams) -> None:
+    """Every trial as a child run: the `train` stage's run when the trial trained, else a new one
+    (a trial identical to the committed params is up to date and trains nothing)."""
+    mlflow = configure()
+    client = mlflow.MlflowClient()
+    experiment_id = client.get_run(parent_id).info.experiment_id
+    for trial in trials:
+        found = client.search_runs(
+            [experiment_id], filter_string=f"tags.{EXP_NAME_TAG} = '{trial.name}'", max_results=1
+        )
+        if found:
+            run_id = found[0].info.run_id
+        else:
+            run_id = client.create_run(experiment_id, run_name=trial.name).info.run_id
+            client.log_batch(
+                run_id,
+                params=[
+                    mlflow.entities.Param(f"train.{key}", json.dumps(value))
+                    for key, value in sorted(trial.overrides.items())
+                ],
+                tags=[mlflow.entities.RunTag("tune_note", "no training: reused from dvc.lock")],
+            )
+            client.set_terminated(run_id, "FINISHED" if trial.state == "success" else "FAILED")
+        client.set_tag(run_id, PARENT_TAG, parent_id)
+        client.set_tag(run_id, EXP_NAME_TAG, trial.name)
+        client.set_tag(run_id, "tune_state", trial.state)
+        for key, value in trial.metrics.items():
+            client.log_metric(run_id, f"trial_{key}", value)
+        score = trial.score(tune.objective)
+        if score is not None:
+            client.log_metric(run_id, "tune_objective", score)
+
+
+def summary(trials: Sequence[Trial], proposal: Proposal, tune: TuneParams) -> dict[str, Any]:
+    return {
+        "objective": tune.objective,
+        "direction": "minimize" if tune.minimize else "maximize",
+        "trials": [asdict(trial) for trial in trials],
+        "best": proposal.best.name if proposal.best else None,
+        "changes": {
+            f"train.{key}": {"current": before, "proposed": after}
+            for key, (before, after) in proposal.changes.items()
+        },
+        "reason": proposal.reason,
+    }
+
+
+def apply_changes(path: Path, changes: Mapping[str, tuple[Any, Any]]) -> None:
+    """Write the proposed `train` values into params.yaml, keeping its comments and layout."""
+    import yaml
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedSeq
+
+    round_trip = YAML()
+    round_trip.width = 100
+    document = round_trip.load(path.read_text())
+    for key, (_, value) in changes.items():
+        if isinstance(value, list):  # keep lists in flow style: [64, 32]
+            value = CommentedSeq(value)
+            value.fa.set_flow_style()
+        document["train"][key] = value
+    buffer = io.StringIO()
+    round_trip.dump(document, buffer)
+    Params.model_validate(yaml.safe_load(buffer.getvalue()))  # never write an invalid file
+    write_text_atomically(path, buffer.getvalue())
+
+
+def _check_repository() -> None:
+    inside = subprocess.run(
+        ["git", "rev-parse", "--is-inside-work-tree"], capture_output=True, text=True, check=False
+    )
+    if inside.returncode != 0:
+        raise TuneError("tune needs a git repository: DVC experiments are git refs")
+    if not Path("dvc.yaml").is_file():
+        raise TuneError("run tune from the project root (no dvc.yaml here)")
+    email = subprocess.run(["git", "config", "user.email"], capture_output=True, text=True)
+    if not email.stdout.strip():  # CI runners: experiments are commits and need an author
+        for role in ("AUTHOR", "COMMITTER"):
+            os.environ.setdefault(f"GIT_{role}_NAME", "mlops-starter tune")
+            os.environ.setdefault(f"GIT_{role}_EMAIL", "tune@localhost")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--apply", action="store_true", help="write the proposal to params.yaml")
+    parser.add_argument("--max-trials", type=int, help="override tune.max_trials")
+    parser.add_argument("--max-wall-s", type=float, help="override tune.max_wall_s")
+    parser.add_argument("--jobs", type=int, help="override tune.jobs")
+    parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS_PATH)
+    parser.add_argument("--out", type=Path, default=Path("reports/tune.json"))
+    args = parser.parse_args(argv)
+
+    disable_telemetry()
+    params = Params.load(args.params)
+    overrides = {
+        key: value
+        for key, value in (
+            ("max_trials", args.max_trials),
+            ("max_wall_s", args.max_wall_s),
+            ("jobs", args.jobs),
+        )
+        if value is not None
+    }
+    tune = TuneParams.model_validate(params.tune.model_dump() | overrides)
+    try:
+        _check_repository()
+    except TuneError as error:
+        print(f"tune: {error}", file=sys.stderr)
+        return 2
+    # Trials run in DVC's temporary copies: give them this project's store, not a fresh one.
+    os.environ["MLFLOW_TRACKING_URI"] = os.environ.get(
+        "MLFLOW_TRACKING_URI", f"sqlite:///{Path('mlflow.db').resolve()}"
+    )
+    search_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:4]
+    points = candidates(params.train, tune)
+    names = [f"tune-{search_id}-{number}" for number in range(1, len(points) + 1)]
+
+    mlflow = configure()
+    with mlflow.start_run(run_name=f"tune {search_id}") as parent:
+        mlflow.set_tags({"tune_id": search_id, "tune_objective": tune.objective})
+        mlflow.log_params(
+            {"max_trials": tune.max_trials, "max_wall_s": tune.max_wall_s, "jobs": tune.jobs}
+            | {f"space.{key}": json.dumps(values) for key, values in tune.space.items()}
+        )
+        try:
+            trials = run_trials(names, points, tune)
+        except TuneError as error:
+            print(f"tune: {error}", file=sys.stderr)
+            mlflow.set_tag("tune_error", str(error)[:500])
+            return 1
+        proposal = select(trials, tune)
+        _mlflow_children(parent.info.run_id, trials, tune)
+        result = summary(trials, proposal, tune)
+        result["mlflow_parent_run"] = parent.info.run_id
+        mlflow.set_tag("tune_proposal", proposal.reason[:500])
+        if proposal.best and proposal.best.score(tune.objective) is not None:
+            mlflow.log_metric(f"best_{tune.objective}", proposal.best.score(tune.objective) or 0)
+    write_json_atomically(args.out, result)
+
+    print("tune: " + proposal.reason)
+    for key, (before, after) in proposal.changes.items():
+        print(f"  train.{key}: {json.dumps(before)} -> {json.dumps(after)}")
+    print(f"tune: compare the trials with `dvc exp show`; the summary is in {args.out}")
+    if args.apply and proposal.changes:
+        apply_changes(args.params, proposal.changes)
+        print(f"tune: wrote the proposal to {args.params}; run `make repro` and open a PR")
+    elif proposal.changes:
+        print("tune: nothing written; `make tune APPLY=1` writes it to params.yaml")
+    return 1 if proposal.best is None else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
