@@ -120,7 +120,7 @@ def test_a_space_key_that_is_not_a_train_param_is_refused() -> None:
 def test_an_invalid_value_in_the_space_is_refused_at_load() -> None:
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     params["tune"]["space"]["epochs"] = [0, 60]
-    with pytest.raises(ValueError, match="tune.space.epochs"):
+    with pytest.raises(ValueError, match=r"tune\.space\.epochs"):
         Params.model_validate(params)
 
 
