@@ -81,7 +81,7 @@ def queue(names: Sequence[str], points: Sequence[Overrides]) -> None:
 
 def _describe(trial: Trial, objective: str) -> str:
     score = trial.score(objective)
-    took = f" in {trial.seconds:.0f} s" if trial.seconds is not None else ""
+    took = f" after {trial.seconds:.0f} s" if trial.seconds is not None else ""
     return f"{trial.name} {trial.state}{took}" + (
         f": {objective} {score:.4f}" if score is not None else ""
     )
@@ -107,7 +107,7 @@ def run_trials(names: Sequence[str], points: Sequence[Overrides], tune: TunePara
             if state == "running":
                 running_since.setdefault(name, now)
             elif state in ("success", "failed") and trials[name].state not in ("success", "failed"):
-                seconds = now - running_since.get(name, now)
+                seconds = now - running_since.get(name, started)
                 metrics = (
                     {k: float(v) for k, v in info["metrics"].items()} if state == "success" else {}
                 )
@@ -180,6 +180,7 @@ def _mlflow_children(parent_id: str, trials: Sequence[Trial], tune: TuneParams) 
             )
             client.set_terminated(run_id, "FINISHED" if trial.state == "success" else "FAILED")
         client.set_tag(run_id, PARENT_TAG, parent_id)
+        client.set_tag(run_id, "mlflow.runName", trial.name)
         client.set_tag(run_id, EXP_NAME_TAG, trial.name)
         client.set_tag(run_id, "tune_state", trial.state)
         for key, value in trial.metrics.items():

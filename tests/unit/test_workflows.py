@@ -113,3 +113,20 @@ def test_actionlint_reports_no_finding() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert " 0 finding(s)" in result.stdout
+
+
+def test_retrain_can_tune_first_on_dispatch() -> None:
+    workflow = _load(REPO_ROOT / ".github/workflows/retrain.yml")
+    dispatch = workflow[True]["workflow_dispatch"]  # PyYAML reads the `on:` key as True
+    assert dispatch["inputs"]["tune"] == {
+        "description": dispatch["inputs"]["tune"]["description"],
+        "type": "boolean",
+        "required": False,
+        "default": False,
+    }
+    steps = workflow["jobs"]["retrain"]["steps"]
+    runs = [step.get("run") for step in steps]
+    tune = steps[runs.index("make tune")]
+    assert tune["if"] == "${{ inputs.tune }}"
+    assert tune["env"] == {"APPLY": "1"}
+    assert runs.index("make tune") < runs.index("make retrain")
