@@ -87,7 +87,7 @@ def test_the_proposal_is_no_worse_than_the_current_params(tuned: dict[str, Any])
     best = next(trial for trial in summary["trials"] if trial["name"] == summary["best"])
     assert best["metrics"]["val_loss"] <= current["metrics"]["val_loss"]
     assert best["metrics"]["val_loss"] == min(
-        trial["metrics"]["val_loss"] for trial in others + [current]
+        trial["metrics"]["val_loss"] for trial in [*others, current]
     )
     # Without --apply nothing is written.
     assert (tuned["repo"] / "params.yaml").read_text() == tuned["params_before"]
