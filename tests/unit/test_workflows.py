@@ -117,7 +117,7 @@ def test_actionlint_reports_no_finding() -> None:
 
 def test_retrain_can_tune_first_on_dispatch() -> None:
     workflow = _load(REPO_ROOT / ".github/workflows/retrain.yml")
-    dispatch = workflow[True]["workflow_dispatch"]  # PyYAML reads the `on:` key as True
+    dispatch = _triggers(REPO_ROOT / ".github/workflows/retrain.yml")["workflow_dispatch"]
     assert dispatch["inputs"]["tune"] == {
         "description": dispatch["inputs"]["tune"]["description"],
         "type": "boolean",
