@@ -23,7 +23,7 @@ export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export PATH := $(BIN):$(PATH)
 
 .PHONY: help install pipeline repro gate package serve load-test rollout rollback k8s-manifests system-deps test tune \
-	batch bench-batch drift dispatch-retrain lint-workflows retrain dvc-pull report post-report containerize rollout-target explain-rollout-target k8s-apply test-unit lint format bench-repro bench-latency bench-serving lock clean
+	batch bench-batch drift dispatch-retrain lint-workflows retrain dvc-pull report post-report containerize rollout-target explain-rollout-target k8s-apply test-unit lint format bench-repro bench-tune bench-latency bench-serving lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -48,6 +48,7 @@ repro: install ## Reproduce the DVC pipeline; stages whose inputs did not change
 gate: install ## Judge the model again (metrics, behaviour, latency, parity, edge); GATE_BASELINE=git:main
 	dvc repro quantize
 	dvc repro --force --single-item gate
+	dvc repro card
 
 package: install ## Import the gated model into the BentoML store and build the Bento (offline)
 	dvc repro package
@@ -166,6 +167,9 @@ format: install ## Format and autofix with ruff
 
 bench-repro: install ## Benchmark: print cold and warm `dvc repro` times in a scratch copy
 	python -m benchmarks.repro_times
+
+bench-tune: install ## Benchmark: a tune trial's cost against one training, and the parallel speedup
+	python -m benchmarks.tune
 
 bench-latency: repro ## Benchmark: in-process ONNX latency, fp32 vs itself (A/A) and int8, side by side
 	python -m benchmarks.model_latency
