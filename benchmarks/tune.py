@@ -4,8 +4,11 @@ In a fresh clone of this repository (its own MLflow store, the project's DVC cac
 pipeline reproduced up to `train`:
 
 train    `dvc repro --force --single-item train`: one training, in the workspace
-serial   `python -m model.tune` with N trials, one at a time
+serial   `make tune`'s search with N trials, one at a time
 parallel the same N trials, `--jobs` at a time (default: the machine's cores)
+
+Each phase trains with another `train.seed`, so no trial is restored from DVC's run cache, and
+the budget is set in the clone's params.yaml, as a user would.
 
 Printed: per-trial cost against a plain training (the DVC experiment's overhead: a temporary
 git copy, checkout from the cache, the commit of the result) and the parallel speedup, both
@@ -20,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import yaml
 
 from benchmarks.repro_times import ROOT, VENV_BIN, _timed
 from model.atomic import write_json_atomically
@@ -36,6 +41,13 @@ def _clone(scratch: Path) -> Path:
     return clone
 
 
+def _set_params(clone: Path, seed: int, trials: int, jobs: int) -> None:
+    params = yaml.safe_load((clone / "params.yaml").read_text())
+    params["train"]["seed"] = seed
+    params["tune"] |= {"max_trials": trials, "jobs": jobs}
+    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--trials", type=int, default=4, help="trials per search (default 4)")
@@ -44,15 +56,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     python, dvc = str(VENV_BIN / "python"), str(VENV_BIN / "dvc")
-    tune = [python, "-m", "model.tune", "--max-trials", str(args.trials)]
+    tune = [python, "-m", "model.tune"]
+    times = {}
     with tempfile.TemporaryDirectory() as scratch:
         clone = _clone(Path(scratch))
-        _timed([*tune, "--jobs", "1"], clone)  # warm-up: MLflow tables, first imports
-        times = {"train": _timed([dvc, "repro", "--force", "--single-item", "train"], clone)}
+        _set_params(clone, seed=100, trials=2, jobs=1)
+        _timed(tune, clone)  # warm-up: MLflow tables, first imports
+        _set_params(clone, seed=101, trials=args.trials, jobs=1)
+        times["train"] = _timed([dvc, "repro", "--force", "--single-item", "train"], clone)
         print(f"one training (dvc repro train): {times['train']:.1f} s", flush=True)
-        times["serial"] = _timed([*tune, "--jobs", "1"], clone)
+        _set_params(clone, seed=102, trials=args.trials, jobs=1)
+        times["serial"] = _timed(tune, clone)
         print(f"{args.trials} trials, 1 at a time: {times['serial']:.1f} s", flush=True)
-        times["parallel"] = _timed([*tune, "--jobs", str(args.jobs)], clone)
+        _set_params(clone, seed=103, trials=args.trials, jobs=args.jobs)
+        times["parallel"] = _timed(tune, clone)
         print(f"{args.trials} trials, {args.jobs} at a time: {times['parallel']:.1f} s", flush=True)
     per_trial = times["serial"] / args.trials
     speedup = times["serial"] / times["parallel"]

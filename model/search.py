@@ -30,21 +30,27 @@ def candidates(current: TrainParams, tune: TuneParams) -> list[Overrides]:
     The grid is enumerated in a fixed order and, when larger than the budget, sampled with
     `tune.seed`, so the same params.yaml always tries the same trials."""
     names = sorted(tune.space)
-    baseline = {name: _as_plain(getattr(current, name)) for name in names}
+    baseline = _normalized(current, {name: getattr(current, name) for name in names})
     grid = [
-        dict(zip(names, values, strict=True))
+        _normalized(current, dict(zip(names, values, strict=True)))
         for values in itertools.product(*(tune.space[name] for name in names))
     ]
-    others = [point for point in grid if _key(point) != _key(baseline)]
+    seen = {_key(baseline)}
+    others = []
+    for point in grid:  # `0` and `0.0` are one value of weight_decay: try it once
+        if _key(point) not in seen:
+            seen.add(_key(point))
+            others.append(point)
     budget = tune.max_trials - 1
     if len(others) > budget:
         others = random.Random(tune.seed).sample(others, budget)
     return [baseline, *others]
 
 
-def _as_plain(value: Any) -> Any:
-    """Tuples (how pydantic stores lists) as lists, to compare with the YAML grid values."""
-    return list(value) if isinstance(value, tuple) else value
+def _normalized(current: TrainParams, point: Mapping[str, Any]) -> Overrides:
+    """The point as the train params' own types (`0` -> `0.0`, tuples as lists), for comparing."""
+    typed = TrainParams.model_validate(current.model_dump() | dict(point)).model_dump(mode="json")
+    return {name: typed[name] for name in point}
 
 
 def set_flags(overrides: Mapping[str, Any]) -> list[str]:
@@ -80,7 +86,14 @@ def select(trials: Sequence[Trial], tune: TuneParams) -> Proposal:
     scored = [trial for trial in trials if trial.score(tune.objective) is not None]
     baseline = trials[0] if trials else None
     if not scored:
-        return Proposal(None, baseline, {}, "no trial finished: nothing to propose")
+        succeeded = sum(1 for trial in trials if trial.state == "success")
+        reason = (
+            f"{succeeded} trial(s) finished but none reported {tune.objective}: check the train "
+            "stage's metrics file"
+            if succeeded
+            else "no trial finished: nothing to propose"
+        )
+        return Proposal(None, baseline, {}, reason)
 
     def gain(trial: Trial) -> float:
         value = trial.score(tune.objective)

@@ -51,10 +51,12 @@ def find_model_run(weights_sha256: str) -> str | None:
     runs = mlflow.search_runs(
         filter_string=f"tags.{WEIGHTS_TAG} = '{weights_sha256}'",
         order_by=["attributes.start_time DESC"],
-        max_results=1,
+        max_results=20,
         output_format="list",
     )
-    return runs[0].info.run_id if runs else None
+    # A `make tune` trial can train the very same weights; its run belongs to the search.
+    own = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
+    return own[0].info.run_id if own else None
 
 
 @contextmanager

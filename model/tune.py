@@ -30,15 +30,17 @@ from pathlib import Path
 from typing import Any
 
 from model.atomic import write_json_atomically, write_text_atomically
-from model.params import DEFAULT_PARAMS_PATH, Params, TuneParams
+from model.params import DEFAULT_PARAMS_PATH, Params, TrainParams, TuneParams
 from model.search import Overrides, Proposal, Trial, candidates, select, set_flags
 from model.tracking import configure, disable_telemetry
 
-METRICS_FILE = "reports/validation_metrics.json"
+PARAMS_PATH = DEFAULT_PARAMS_PATH  # trials run on the project's params.yaml: no other file
 EXP_NAME_TAG = "dvc_exp_name"
 PARENT_TAG = "mlflow.parentRunId"
-POLL_S = 2.0
-RESTART_AFTER_S = 20.0  # tasks queued but none running this long: start a worker again
+POLL_S = 3.0  # each poll is a `dvc exp show`, about a second of CPU
+MAX_FAILED_POLLS = 5
+STOP_WAIT_S = 30.0
+RESTART_AFTER_S = 20.0  # trials queued but none running this long: start a worker again
 
 
 class TuneError(RuntimeError):
@@ -52,24 +54,51 @@ def _dvc(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def experiments(names: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """State, rev and validation metrics of the named experiments, from `dvc exp show --json`.
+def validation_metrics_file(pipeline: Path = Path("dvc.yaml")) -> str:
+    """The `train` stage's metrics file, as dvc.yaml names it: where trials are scored."""
+    import yaml
 
-    A failed or unfinished trial shows the baseline's stale metrics: only `success` counts."""
+    stage = yaml.safe_load(pipeline.read_text())["stages"]["train"]
+    entries = stage.get("metrics") or []
+    if not entries:
+        raise TuneError(f"{pipeline}: the train stage declares no metrics file to select on")
+    first = entries[0]
+    return str(first if isinstance(first, str) else next(iter(first)))
+
+
+def parse_experiments(
+    shown: list[dict[str, Any]], names: Sequence[str], metrics_file: str
+) -> dict[str, dict[str, Any]]:
+    """State and validation metrics of the named experiments in `dvc exp show --json` output.
+
+    A queued, running or failed trial carries the baseline's stale metrics: they are dropped."""
     wanted = set(names)
     found: dict[str, dict[str, Any]] = {}
-    for baseline in json.loads(_dvc("exp", "show", "--json").stdout):
+    for baseline in shown:
         for experiment in baseline.get("experiments") or []:
             revision = experiment["revs"][0]
             name = experiment.get("name") or revision.get("name")
             if name not in wanted:
                 continue
-            data = revision.get("data") or {}
             executor = experiment.get("executor") or {}
             state = executor.get("state") or ("failed" if revision.get("error") else "success")
-            metrics = ((data.get("metrics") or {}).get(METRICS_FILE) or {}).get("data") or {}
-            found[name] = {"state": state, "rev": revision.get("rev"), "metrics": metrics}
+            data = revision.get("data") or {}
+            metrics = ((data.get("metrics") or {}).get(metrics_file) or {}).get("data") or {}
+            found[name] = {"state": state, "metrics": metrics if state == "success" else {}}
     return found
+
+
+def poll(names: Sequence[str], metrics_file: str) -> dict[str, dict[str, Any]] | None:
+    """The trials' states, or None when `dvc exp show` failed (it can, when a trial finishes
+    while it reads it): the caller polls again."""
+    result = _dvc("exp", "show", "--json", check=False)
+    if result.returncode != 0:
+        return None
+    try:
+        shown = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        return None
+    return parse_experiments(shown, names, metrics_file)
 
 
 def queue(names: Sequence[str], points: Sequence[Overrides]) -> None:
@@ -87,78 +116,121 @@ def _describe(trial: Trial, objective: str) -> str:
     )
 
 
-def run_trials(names: Sequence[str], points: Sequence[Overrides], tune: TuneParams) -> list[Trial]:
-    """Queue, start and wait for the trials; stop whatever is left when the wall time is up."""
-    jobs = max(1, min(tune.jobs, os.cpu_count() or 1))
+def usable_cores() -> int:
+    """Cores this process may run on (CI runners and containers often allow fewer than exist)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def run_trials(
+    names: Sequence[str], points: Sequence[Overrides], tune: TuneParams, metrics_file: str
+) -> list[Trial]:
+    """Queue, start and wait for the trials. Whatever is unfinished when the wall time is up, or
+    when this stops early (an error, Ctrl-C), is stopped before returning: no trial outlives it."""
+    jobs = max(1, min(tune.jobs, usable_cores()))
     started = time.monotonic()
-    queue(names, points)
-    _dvc("queue", "start", "--jobs", str(jobs))
-    print(f"tune: {len(names)} trials, {jobs} at a time, at most {tune.max_wall_s:g} s", flush=True)
     trials = {
         name: Trial(name, dict(point), "queued") for name, point in zip(names, points, strict=True)
     }
-    running_since: dict[str, float] = {}
-    idle_since = time.monotonic()
-    while True:
-        now = time.monotonic()
-        states = experiments(names)
-        for name, info in states.items():
-            state = info["state"]
-            if state == "running":
-                running_since.setdefault(name, now)
-            elif state in ("success", "failed") and trials[name].state not in ("success", "failed"):
-                seconds = now - running_since.get(name, started)
-                metrics = (
-                    {k: float(v) for k, v in info["metrics"].items()} if state == "success" else {}
-                )
-                trials[name] = replace(trials[name], state=state, metrics=metrics, seconds=seconds)
-                done = sum(1 for trial in trials.values() if trial.state in ("success", "failed"))
+    try:
+        queue(names, points)
+        _dvc("queue", "start", "--jobs", str(jobs))
+        print(
+            f"tune: {len(names)} trials, {jobs} at a time, at most {tune.max_wall_s:g} s",
+            flush=True,
+        )
+        failed_polls = 0
+        idle_since = time.monotonic()
+        while True:
+            states = poll(names, metrics_file)
+            failed_polls = 0 if states is not None else failed_polls + 1
+            if failed_polls >= MAX_FAILED_POLLS:
+                raise TuneError(f"`dvc exp show` failed {failed_polls} times in a row")
+            _record(trials, states or {}, started, tune.objective)
+            pending = [name for name in names if trials[name].state == "queued"]
+            if not pending:
+                break
+            if time.monotonic() - started > tune.max_wall_s:
                 print(
-                    f"tune: trial {done}/{len(names)} {_describe(trials[name], tune.objective)}",
+                    f"tune: out of time ({tune.max_wall_s:g} s): stopping {len(pending)} "
+                    f"trial(s); the {len(names) - len(pending)} finished ones count",
                     flush=True,
                 )
-                if state == "failed":
-                    print(f"tune:   see why: dvc queue logs {name}", flush=True)
-        pending = [name for name, trial in trials.items() if trial.state == "queued"]
-        if not pending:
-            return [trials[name] for name in names]
-        if now - started > tune.max_wall_s:
-            return _stop(names, trials, pending, states, tune)
-        if any(states.get(name, {}).get("state") == "running" for name in pending):
-            idle_since = now
-        elif now - idle_since > RESTART_AFTER_S:  # a worker left without taking the rest
-            _dvc("queue", "start", "--jobs", str(jobs), check=False)
-            idle_since = now
-        time.sleep(POLL_S)
-
-
-def _stop(
-    names: Sequence[str],
-    trials: dict[str, Trial],
-    pending: Sequence[str],
-    states: Mapping[str, Mapping[str, Any]],
-    tune: TuneParams,
-) -> list[Trial]:
-    running = [name for name in pending if states.get(name, {}).get("state") == "running"]
-    waiting = [name for name in pending if name not in running]
-    print(
-        f"tune: out of time ({tune.max_wall_s:g} s): stopping {len(running)} running and "
-        f"{len(waiting)} queued trial(s); the {len(names) - len(pending)} finished ones count",
-        flush=True,
-    )
-    if waiting:
-        _dvc("queue", "remove", *waiting, check=False)
-    for name in running:
-        # Not `--force`: that leaves the training process behind.
-        _dvc("queue", "kill", name, check=False)
-    for name in pending:
-        trials[name] = replace(trials[name], state="stopped")
+                break
+            if any((states or {}).get(name, {}).get("state") == "running" for name in pending):
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since > RESTART_AFTER_S:  # a worker left early
+                _dvc("queue", "start", "--jobs", str(jobs), check=False)
+                idle_since = time.monotonic()
+            time.sleep(POLL_S)
+    finally:
+        pending = [name for name in names if trials[name].state == "queued"]
+        if pending:
+            final = stop(pending, metrics_file)
+            # A trial that made it before the stop counts; a killed one shows as failed in DVC.
+            finished = {name: info for name, info in final.items() if info["state"] == "success"}
+            _record(trials, finished, started, tune.objective)
+            for name in pending:
+                if trials[name].state == "queued":
+                    trials[name] = replace(trials[name], state="stopped")
     return [trials[name] for name in names]
 
 
-def _mlflow_children(parent_id: str, trials: Sequence[Trial], tune: TuneParams) -> None:
+def _record(
+    trials: dict[str, Trial],
+    states: Mapping[str, Mapping[str, Any]],
+    started: float,
+    objective: str,
+) -> None:
+    """Note the trials that finished since the last poll, and say so."""
+    for name, info in states.items():
+        state = info["state"]
+        if state not in ("success", "failed") or trials[name].state != "queued":
+            continue
+        metrics = {key: float(value) for key, value in info["metrics"].items()}
+        seconds = time.monotonic() - started
+        trials[name] = replace(trials[name], state=state, metrics=metrics, seconds=seconds)
+        done = sum(1 for trial in trials.values() if trial.state in ("success", "failed"))
+        print(f"tune: trial {done}/{len(trials)} {_describe(trials[name], objective)}", flush=True)
+        if state == "failed":
+            print(f"tune:   see why: dvc queue logs {name}", flush=True)
+
+
+def stop(names: Sequence[str], metrics_file: str) -> dict[str, dict[str, Any]]:
+    """Remove the queued trials and interrupt the running ones, then wait until none is left.
+
+    `dvc queue kill` without `--force` interrupts the trial's whole process tree (with it, the
+    training process would be left behind). Returns the last states seen."""
+    killed: set[str] = set()
+    deadline = time.monotonic() + STOP_WAIT_S
+    states: dict[str, dict[str, Any]] = {}
+    while True:
+        states = poll(names, metrics_file) or states
+        queued = [name for name in names if states.get(name, {}).get("state") == "queued"]
+        running = [name for name in names if states.get(name, {}).get("state") == "running"]
+        if not queued and not running:
+            return states
+        if time.monotonic() > deadline:
+            left = " ".join(queued + running)
+            print(
+                f"tune: could not stop {left} in {STOP_WAIT_S:g} s; check `dvc queue status` "
+                f"and run `dvc queue kill --force {left}`",
+                file=sys.stderr,
+            )
+            return states
+        if queued:
+            _dvc("queue", "remove", *queued, check=False)
+        for name in running:
+            if name not in killed:
+                _dvc("queue", "kill", name, check=False)
+                killed.add(name)
+        time.sleep(POLL_S)
+
+
+def _mlflow_children(
+    parent_id: str, trials: Sequence[Trial], current: TrainParams, tune: TuneParams
+) -> None:
     """Every trial as a child run: the `train` stage's run when the trial trained, else a new one
-    (a trial identical to the committed params is up to date and trains nothing)."""
+    with the same params (the trial's result came from dvc.lock or DVC's run cache)."""
     mlflow = configure()
     client = mlflow.MlflowClient()
     experiment_id = client.get_run(parent_id).info.experiment_id
@@ -170,13 +242,19 @@ def _mlflow_children(parent_id: str, trials: Sequence[Trial], tune: TuneParams) 
             run_id = found[0].info.run_id
         else:
             run_id = client.create_run(experiment_id, run_name=trial.name).info.run_id
+            # logged exactly as the train stage logs them, so MLflow lines the trials up
+            trained = TrainParams.model_validate(current.model_dump() | trial.overrides)
             client.log_batch(
                 run_id,
                 params=[
-                    mlflow.entities.Param(f"train.{key}", json.dumps(value))
-                    for key, value in sorted(trial.overrides.items())
+                    mlflow.entities.Param(key, str(value))
+                    for key, value in trained.model_dump().items()
                 ],
-                tags=[mlflow.entities.RunTag("tune_note", "no training: reused from dvc.lock")],
+                tags=[
+                    mlflow.entities.RunTag(
+                        "tune_note", "no training: restored by DVC (dvc.lock or run cache)"
+                    )
+                ],
             )
             client.set_terminated(run_id, "FINISHED" if trial.state == "success" else "FAILED")
         client.set_tag(run_id, PARENT_TAG, parent_id)
@@ -244,27 +322,15 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--apply", action="store_true", help="write the proposal to params.yaml")
-    parser.add_argument("--max-trials", type=int, help="override tune.max_trials")
-    parser.add_argument("--max-wall-s", type=float, help="override tune.max_wall_s")
-    parser.add_argument("--jobs", type=int, help="override tune.jobs")
-    parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS_PATH)
     parser.add_argument("--out", type=Path, default=Path("reports/tune.json"))
     args = parser.parse_args(argv)
 
     disable_telemetry()
-    params = Params.load(args.params)
-    overrides = {
-        key: value
-        for key, value in (
-            ("max_trials", args.max_trials),
-            ("max_wall_s", args.max_wall_s),
-            ("jobs", args.jobs),
-        )
-        if value is not None
-    }
-    tune = TuneParams.model_validate(params.tune.model_dump() | overrides)
+    params = Params.load(PARAMS_PATH)
+    tune = params.tune
     try:
         _check_repository()
+        metrics_file = validation_metrics_file()
     except TuneError as error:
         print(f"tune: {error}", file=sys.stderr)
         return 2
@@ -284,18 +350,20 @@ def main(argv: list[str] | None = None) -> int:
             | {f"space.{key}": json.dumps(values) for key, values in tune.space.items()}
         )
         try:
-            trials = run_trials(names, points, tune)
+            trials = run_trials(names, points, tune, metrics_file)
         except TuneError as error:
             print(f"tune: {error}", file=sys.stderr)
             mlflow.set_tag("tune_error", str(error)[:500])
+            mlflow.end_run("FAILED")
             return 1
         proposal = select(trials, tune)
-        _mlflow_children(parent.info.run_id, trials, tune)
+        _mlflow_children(parent.info.run_id, trials, params.train, tune)
         result = summary(trials, proposal, tune)
         result["mlflow_parent_run"] = parent.info.run_id
         mlflow.set_tag("tune_proposal", proposal.reason[:500])
-        if proposal.best and proposal.best.score(tune.objective) is not None:
-            mlflow.log_metric(f"best_{tune.objective}", proposal.best.score(tune.objective) or 0)
+        best_score = proposal.best.score(tune.objective) if proposal.best else None
+        if best_score is not None:
+            mlflow.log_metric(f"best_{tune.objective}", best_score)
     write_json_atomically(args.out, result)
 
     print("tune: " + proposal.reason)
@@ -303,8 +371,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  train.{key}: {json.dumps(before)} -> {json.dumps(after)}")
     print(f"tune: compare the trials with `dvc exp show`; the summary is in {args.out}")
     if args.apply and proposal.changes:
-        apply_changes(args.params, proposal.changes)
-        print(f"tune: wrote the proposal to {args.params}; run `make repro` and open a PR")
+        apply_changes(PARAMS_PATH, proposal.changes)
+        print(f"tune: wrote the proposal to {PARAMS_PATH}; run `make repro` and open a PR")
     elif proposal.changes:
         print("tune: nothing written; `make tune APPLY=1` writes it to params.yaml")
     return 1 if proposal.best is None else 0

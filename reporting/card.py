@@ -22,12 +22,24 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from model.atomic import write_text_atomically
+from model.contract import Contract
 from model.importance import rank_moves
+from model.params import Params
 from reporting.render import METRIC_ORDER, NONE, TOP_FEATURES, markdown_table
 
 Json = dict[str, Any]
 CARD_ARTIFACT = "model_card.md"
 GATE_ORDER = ("metric", "behavior", "latency", "parity", "edge")
+SECTIONS = (  # the card's outline, after the title table; every one is always rendered
+    "## Intended use",
+    "## Data",
+    "## Training",
+    "## Metrics",
+    "## Gate results",
+    "## Behavioural checks",
+    "## Top features",
+    "## Known limitations",
+)
 
 
 class CardFacts(BaseModel):
@@ -330,8 +342,8 @@ def main(argv: list[str] | None = None) -> int:
         model=_json(args.model),
         gate=gate,
         metrics=_json(args.metrics),
-        params=_yaml(args.params),
-        contract=_yaml(args.contract),
+        params=Params.load(args.params).model_dump(mode="json"),
+        contract=Contract.load(args.contract).model_dump(mode="json"),
         confidence=_optional_json(args.confidence),
         importance=_optional_json(args.importance),
         validation=_optional_json(args.validation),

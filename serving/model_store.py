@@ -52,7 +52,9 @@ def import_model(
         pass
     else:
         if card_path is not None:  # the card may have been rendered again since (a new alias)
-            shutil.copyfile(card_path, Path(stored.path) / CARD_FILE)
+            from model.atomic import write_bytes_atomically  # packaging only: not in the Bento
+
+            write_bytes_atomically(Path(stored.path) / CARD_FILE, card_path.read_bytes())
         return tag, False
     labels = {
         "model_version": version,

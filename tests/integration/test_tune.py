@@ -25,8 +25,16 @@ import os, sys
 _LOG = os.environ.get("SPLIT_AUDIT_LOG")
 
 
+def _reads(mode, flags):
+    if isinstance(mode, str):
+        return not any(letter in mode for letter in "wax+")
+    return isinstance(flags, int) and flags & os.O_ACCMODE == os.O_RDONLY
+
+
 def _record_split_reads(event, args):
-    if event != "open" or not args or not isinstance(args[0], (str, bytes, os.PathLike)):
+    if event != "open" or len(args) < 3 or not isinstance(args[0], (str, bytes, os.PathLike)):
+        return
+    if not _reads(args[1], args[2]):  # DVC writing a checkout is not a read
         return
     path = os.fsdecode(args[0])
     if "prepared" in path and path.endswith(".csv"):
@@ -50,16 +58,15 @@ def tuned(pipeline_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     hook_dir.mkdir()
     (hook_dir / "sitecustomize.py").write_text(AUDIT_HOOK)
     audit = root / "split_reads.tsv"
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["tune"] |= {"max_trials": 3, "jobs": 2}  # the budget comes from params.yaml only
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     params_before = (repo / "params.yaml").read_text()
     result = run(
         repo,
         str(VENV_BIN / "python"),
         "-m",
         "model.tune",
-        "--max-trials",
-        "3",
-        "--jobs",
-        "2",
         env={"PYTHONPATH": str(hook_dir), "SPLIT_AUDIT_LOG": str(audit)},
     )
     return {

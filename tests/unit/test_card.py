@@ -13,20 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
-from reporting.card import CardInputs, main, render_card
+from reporting.card import SECTIONS, CardInputs, main, render_card
 from tests.conftest import REPO_ROOT
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "report"
-SECTIONS = (
-    "## Intended use",
-    "## Data",
-    "## Training",
-    "## Metrics",
-    "## Gate results",
-    "## Behavioural checks",
-    "## Top features",
-    "## Known limitations",
-)
 MODEL_INFO = {
     "sha256": "ab" * 32,
     "size_bytes": 10542,

@@ -141,3 +141,9 @@ def test_applying_a_proposal_keeps_comments_and_changes_only_those_keys(tmp_path
     params = Params.load(path)
     assert params.train.hidden_units == (64, 32)
     assert params.train.learning_rate == 0.03
+
+
+def test_a_grid_value_equal_to_the_current_one_is_not_tried_twice() -> None:
+    current = CURRENT.model_copy(update={"weight_decay": 0.0})
+    points = candidates(current, _tune(space={"weight_decay": (0, 0.0, 0.01)}))
+    assert points == [{"weight_decay": 0.0}, {"weight_decay": 0.01}]
