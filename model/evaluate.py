@@ -17,7 +17,12 @@ from sklearn import metrics as sk
 
 from model.atomic import atomic_path, write_json_atomically
 from model.features import FeatureSchema, read_split
-from model.importance import FeatureImportance, as_json, permutation_ranking
+from model.importance import (
+    FeatureImportance,
+    as_json,
+    importance_label,
+    permutation_ranking,
+)
 from model.inference import onnx_session
 from model.inference import predict_proba as onnx_predict_proba
 from model.lineage import file_digest
@@ -177,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         mlflow.log_dict(as_json(ranking, params.importance), "importance.json")
     print("evaluate: " + ", ".join(f"{name} {value:.4f}" for name, value in scores.items()))
     top = ", ".join(f"{row.feature} {row.importance:.3g}" for row in ranking[:3])
-    print(f"evaluate: top features ({params.importance.metric} drop when shuffled): {top}")
+    print(f"evaluate: top features ({importance_label(params.importance.metric)}): {top}")
     return 0
 
 

@@ -93,6 +93,11 @@ def as_json(ranking: Sequence[FeatureImportance], params: ImportanceParams) -> d
     }
 
 
+def importance_label(metric: str) -> str:
+    """What the importance numbers are, in words: shuffling raises a loss and lowers a score."""
+    return f"{metric} {'rise' if metric == 'log_loss' else 'drop'} when shuffled"
+
+
 def rank_moves(
     candidate: Sequence[Mapping[str, Any]], baseline: Sequence[Mapping[str, Any]] | None
 ) -> dict[str, int | None]:

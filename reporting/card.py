@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from model.atomic import write_text_atomically
 from model.contract import Contract
-from model.importance import rank_moves
+from model.importance import importance_label, rank_moves
 from model.params import Params
 from reporting.render import METRIC_ORDER, NONE, TOP_FEATURES, markdown_table
 
@@ -236,7 +236,7 @@ def _features(inputs: CardInputs) -> list[str]:
             [row["rank"], f"`{row['feature']}`", f"{row['importance']:.4f} ± {row['std']:.4f}"]
             + ([shown] if baseline else [])
         )
-    header = ["rank", "feature", f"{importance.get('metric')} drop when shuffled"]
+    header = ["rank", "feature", importance_label(str(importance.get("metric")))]
     header += ["rank vs baseline"] if baseline else []
     intro = (
         f"Permutation importance of the ONNX model on the test split, "

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from model.importance import rank_moves
+from model.importance import importance_label, rank_moves
 
 MARKER = "<!-- mlops-starter-report -->"  # first line; how the sticky comment is found again
 PASS, FAIL, SKIP = "✅", "❌", "⚪"
@@ -324,7 +324,7 @@ def importance_section(importance: Json | None, gate: Json | None) -> list[str]:
     for row in features[:TOP_FEATURES]:
         cells = [row["rank"], f"`{row['feature']}`", f"{row['importance']:.4f} ± {row['std']:.4f}"]
         rows.append(cells + ([_rank_move(moves.get(row["feature"]))] if baseline else []))
-    header = ["rank", "feature", f"{importance.get('metric')} drop when shuffled"]
+    header = ["rank", "feature", importance_label(str(importance.get("metric")))]
     header += ["vs baseline"] if baseline else []
     lines = ["### Top features", ""]
     lines.append(
