@@ -319,7 +319,9 @@ def _check_repository() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m model.tune (make tune)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--apply", action="store_true", help="write the proposal to params.yaml")
     parser.add_argument("--out", type=Path, default=Path("reports/tune.json"))
