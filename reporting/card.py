@@ -23,9 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from model.atomic import write_text_atomically
 from model.contract import Contract
-from model.importance import importance_label, rank_moves
 from model.params import Params
-from reporting.render import METRIC_ORDER, NONE, TOP_FEATURES, markdown_table
+from reporting.render import METRIC_ORDER, NONE, importance_table, markdown_table
 
 Json = dict[str, Any]
 CARD_ARTIFACT = "model_card.md"
@@ -225,24 +224,11 @@ def _features(inputs: CardInputs) -> list[str]:
     importance = inputs.importance
     if not importance:
         return ["## Top features", "", "No importance file (run the `evaluate` stage)."]
-    features = importance.get("features", [])
-    baseline = ((inputs.gate.get("importance") or {}).get("baseline") or {}).get("features")
-    moves = rank_moves(features, baseline)
-    rows = []
-    for row in features[:TOP_FEATURES]:
-        move = moves.get(row["feature"])
-        shown = NONE if move is None else ("same" if move == 0 else f"{move:+d}")
-        rows.append(
-            [row["rank"], f"`{row['feature']}`", f"{row['importance']:.4f} ± {row['std']:.4f}"]
-            + ([shown] if baseline else [])
-        )
-    header = ["rank", "feature", importance_label(str(importance.get("metric")))]
-    header += ["rank vs baseline"] if baseline else []
     intro = (
         f"Permutation importance of the ONNX model on the test split, "
         f"{importance.get('repeats')} shuffles per feature."
     )
-    return ["## Top features", "", intro, "", *markdown_table(header, rows)]
+    return ["## Top features", "", intro, "", *importance_table(importance, inputs.gate)]
 
 
 def _limitations(inputs: CardInputs) -> list[str]:

@@ -313,12 +313,16 @@ def _rank_move(move: int | None) -> str:
     return "=" if move == 0 else (f"▲ {move}" if move > 0 else f"▼ {-move}")
 
 
-def importance_section(importance: Json | None, gate: Json | None) -> list[str]:
-    """The top features, and how far each moved in rank against the baseline model."""
-    if importance is None:
-        return []
+def baseline_importance(gate: Json | None) -> list[Json] | None:
+    """The baseline model's ranking, which the gate measured, if it had a baseline model."""
+    features = (((gate or {}).get("importance") or {}).get("baseline") or {}).get("features")
+    return list(features) if features else None
+
+
+def importance_table(importance: Json, gate: Json | None) -> list[str]:
+    """Top features with importance ± std and, given a baseline, each one's rank move."""
     features = importance.get("features", [])
-    baseline = (((gate or {}).get("importance") or {}).get("baseline") or {}).get("features")
+    baseline = baseline_importance(gate)
     moves = rank_moves(features, baseline)
     rows = []
     for row in features[:TOP_FEATURES]:
@@ -326,6 +330,15 @@ def importance_section(importance: Json | None, gate: Json | None) -> list[str]:
         rows.append(cells + ([_rank_move(moves.get(row["feature"]))] if baseline else []))
     header = ["rank", "feature", importance_label(str(importance.get("metric")))]
     header += ["vs baseline"] if baseline else []
+    return markdown_table(header, rows)
+
+
+def importance_section(importance: Json | None, gate: Json | None) -> list[str]:
+    """The top features, and how far each moved in rank against the baseline model."""
+    if importance is None:
+        return []
+    features = importance.get("features", [])
+    baseline = baseline_importance(gate)
     lines = ["### Top features", ""]
     lines.append(
         f"Permutation importance of the ONNX model on the test split, top {TOP_FEATURES} of "
@@ -336,7 +349,7 @@ def importance_section(importance: Json | None, gate: Json | None) -> list[str]:
         dropped = [row["feature"] for row in baseline[:TOP_FEATURES] if row["feature"] not in top]
         if dropped:
             lines.append("Left the top: " + ", ".join(f"`{name}`" for name in dropped) + ".")
-    return [*lines, "", *markdown_table(header, rows)]
+    return [*lines, "", *importance_table(importance, gate)]
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

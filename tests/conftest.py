@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, settings
 
 from model.contract import Contract
+from model.params import Params, TuneParams
 from model.tracking import TELEMETRY_OFF
 
 for _name, _value in TELEMETRY_OFF.items():
@@ -44,3 +46,9 @@ def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri
+
+
+def tune_params(**changes: Any) -> TuneParams:
+    """The project's `tune` section with `changes`, validated as params.yaml would be."""
+    current = Params.load(REPO_ROOT / "params.yaml").tune.model_dump()
+    return TuneParams.model_validate(current | changes)

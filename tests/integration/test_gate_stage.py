@@ -81,7 +81,7 @@ def test_the_first_version_gets_a_card_in_mlflow_and_in_the_bento(pipeline_repo:
     card = _card(pipeline_repo)
     assert card.startswith(f"# Model card: {MODEL_NAME}, version 1\n")
     assert "none: the first version" in card
-    assert "rank vs baseline" not in card
+    assert "| vs baseline |" not in card
     [version] = _versions(pipeline_repo)
     uri = version.tags["model_card"]
     assert uri == f"runs:/{version.run_id}/model_card.md"
@@ -158,7 +158,7 @@ def test_the_champion_is_the_baseline_when_set(repo_copy: Path) -> None:
     dvc(repo_copy, "repro", "card")
     card = _card(repo_copy)
     assert f"champion `models:/{MODEL_NAME}@champion (version {version.version})`" in card
-    assert "rank vs baseline" in card
+    assert "| vs baseline |" in card
     assert "| accuracy | " in card
     assert "+0.0000 |" in card
 

@@ -84,13 +84,13 @@ def test_every_section_is_there_and_filled(case: str) -> None:
 def test_a_first_version_says_it_has_no_baseline() -> None:
     card = render_card(_inputs("first_run", **REGISTERED, run_id="r1"))
     assert "none: the first version, judged on absolute floors only" in card
-    assert "rank vs baseline" not in card
+    assert "| vs baseline |" not in card
 
 
 def test_a_regular_version_shows_changes_against_its_baseline() -> None:
     card = render_card(_inputs("passing", **REGISTERED, run_id="r1"))
     assert "git `git origin/main (3f2a1c0)`" in card
-    assert "rank vs baseline" in card
+    assert "| vs baseline |" in card
     metrics = card.split("## Metrics")[1].split("##")[0]
     [accuracy] = [line for line in metrics.splitlines() if line.startswith("| accuracy |")]
     value, _interval, baseline, change = accuracy.strip("| ").split(" | ")[1:]

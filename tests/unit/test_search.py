@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from model.params import Params, TrainParams, TuneParams
 from model.search import Trial, candidates, select, set_flags
 from model.tune import apply_changes
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, tune_params
 
 CURRENT = TrainParams(
     seed=42, hidden_units=(32, 16), epochs=60, learning_rate=0.01, weight_decay=0.001
@@ -29,16 +29,8 @@ SPACE: dict[str, tuple[Any, ...]] = {
 
 
 def _tune(**changes: Any) -> TuneParams:
-    values: dict[str, Any] = {
-        "objective": "val_loss",
-        "min_improvement": 0.002,
-        "max_trials": 6,
-        "max_wall_s": 60,
-        "jobs": 2,
-        "seed": 0,
-        "space": SPACE,
-    }
-    return TuneParams.model_validate(values | changes)
+    defaults: dict[str, Any] = {"min_improvement": 0.002, "max_trials": 6, "seed": 0}
+    return tune_params(**(defaults | {"space": SPACE} | changes))
 
 
 @given(max_trials=st.integers(1, 30), seed=st.integers(0, 10))

@@ -18,6 +18,7 @@ import pytest
 from model import tune
 from model.params import TuneParams
 from model.search import Trial
+from tests.conftest import tune_params
 
 METRICS = "reports/validation_metrics.json"
 
@@ -90,16 +91,8 @@ class FakeQueue:
 
 
 def _budget(**changes: Any) -> TuneParams:
-    values: dict[str, Any] = {
-        "objective": "val_loss",
-        "min_improvement": 0.0,
-        "max_trials": 3,
-        "max_wall_s": 60,
-        "jobs": 2,
-        "seed": 0,
-        "space": {"epochs": (60, 90, 120)},
-    }
-    return TuneParams.model_validate(values | changes)
+    defaults: dict[str, Any] = {"min_improvement": 0.0, "max_trials": 3, "max_wall_s": 60}
+    return tune_params(**(defaults | {"space": {"epochs": (60, 90, 120)}} | changes))
 
 
 NAMES = ["t-1", "t-2", "t-3"]
