@@ -3,12 +3,15 @@
 nginx logs one JSON line per client request with every upstream attempt (address, status, time),
 so a canary that fails is seen failing even when nginx's retry on the stable server hid it from
 the client. The model-aware check replays logged requests to both variants and compares labels:
-a new model may differ a little from the old one, not wildly.
+a new model may differ a little from the old one, not wildly. A step replays a sample, so the
+check fails only when the share of differing rows is above the limit with 95% confidence: a good
+model that flips a few borderline rows is not rolled back because a sample caught them twice.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,8 +121,39 @@ def mirror_bodies(entries: Sequence[LogEntry], count: int) -> list[str]:
     return bodies[-count:]
 
 
-def label_disagreement(bodies: Sequence[str], stable_url: str, canary_url: str) -> float | None:
-    """Share of rows whose label differs between the two servers; None with nothing to replay."""
+@dataclass(frozen=True)
+class Disagreement:
+    """How many replayed rows got another label from the canary than from stable."""
+
+    differing: int
+    rows: int
+
+    @property
+    def share(self) -> float:
+        return self.differing / self.rows if self.rows else 0.0
+
+    def lower_bound(self, z: float = 1.645) -> float:
+        """One-sided 95% Wilson lower bound on the share: what the sample shows for sure."""
+        if not self.rows:
+            return 0.0
+        n, p = self.rows, self.share
+        centre = p + z * z / (2 * n)
+        spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+        return max(0.0, (centre - spread) / (1 + z * z / n))
+
+    def exceeds(self, limit: float) -> bool:
+        """True when the share is above `limit` beyond sampling noise."""
+        return self.rows > 0 and self.lower_bound() > limit
+
+    def describe(self, kind: str = "") -> str:
+        """'5.8% of 69 mirrored rows'."""
+        return f"{self.share:.1%} of {self.rows} {kind + ' ' if kind else ''}rows"
+
+
+def label_disagreement(
+    bodies: Sequence[str], stable_url: str, canary_url: str
+) -> Disagreement | None:
+    """Rows whose label differs between the two servers; None with nothing to replay."""
     differing = total = 0
     with httpx.Client(timeout=10) as client:
         for body in bodies:
@@ -131,7 +165,18 @@ def label_disagreement(bodies: Sequence[str], stable_url: str, canary_url: str) 
             for old, new in zip(stable.json(), canary.json(), strict=True):
                 differing += old["label"] != new["label"]
                 total += 1
-    return differing / total if total else None
+    return Disagreement(differing, total) if total else None
+
+
+def disagreement_checks(disagreement: Disagreement | None) -> dict[str, Any]:
+    """The agreement figures a step or report records (share, rows, lower bound)."""
+    if disagreement is None:
+        return {"label_disagreement": None}
+    return {
+        "label_disagreement": disagreement.share,
+        "label_disagreement_rows": disagreement.rows,
+        "label_disagreement_lower_bound": round(disagreement.lower_bound(), 4),
+    }
 
 
 @dataclass(frozen=True)
@@ -141,7 +186,9 @@ class Verdict:
     checks: dict[str, Any]
 
 
-def judge(canary: VariantStats, disagreement: float | None, params: AnalysisParams) -> Verdict:
+def judge(
+    canary: VariantStats, disagreement: Disagreement | None, params: AnalysisParams
+) -> Verdict:
     """The canary passes a step when it saw enough traffic, succeeded, was fast and agreed."""
     reasons = []
     if canary.requests < params.min_requests:
@@ -155,10 +202,11 @@ def judge(canary: VariantStats, disagreement: float | None, params: AnalysisPara
         )
     if canary.p99_ms > params.max_p99_ms:
         reasons.append(f"p99 {canary.p99_ms:.1f} ms above {params.max_p99_ms:g} ms")
-    if disagreement is not None and disagreement > params.max_label_disagreement:
+    if disagreement is not None and disagreement.exceeds(params.max_label_disagreement):
         reasons.append(
-            f"labels differ from stable on {disagreement:.1%} of mirrored rows, above "
-            f"{params.max_label_disagreement:.1%}"
+            f"labels differ from stable on {disagreement.describe('mirrored')}, above "
+            f"{params.max_label_disagreement:.1%} with 95% confidence "
+            f"(at least {disagreement.lower_bound():.1%})"
         )
-    checks = {"canary": canary.describe(), "label_disagreement": disagreement}
+    checks = {"canary": canary.describe(), **disagreement_checks(disagreement)}
     return Verdict(passed=not reasons, reasons=reasons, checks=checks)

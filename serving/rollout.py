@@ -31,7 +31,9 @@ import httpx
 from model.atomic import write_json_atomically
 from model.params import Params
 from serving.analysis import (
+    Disagreement,
     client_failures,
+    disagreement_checks,
     judge,
     label_disagreement,
     mirror_bodies,
@@ -289,7 +291,7 @@ def run_canary(
                     "reasons": verdict.reasons,
                 }
                 state.data["steps"].append(record)
-                shown = "n/a" if agreement is None else f"{agreement:.1%}"
+                shown = "n/a" if agreement is None else agreement.describe()
                 log(
                     f"  stable: {stable.requests} req, {stable.success_rate:.1%} ok, "
                     f"p99 {stable.p99_ms:.1f} ms | canary: {canary.requests} req, "
@@ -381,7 +383,7 @@ def _promote(
 # --- blue-green and shadow ------------------------------------------------------------------------
 
 
-def _agreement_on_sample(params: Params, old_url: str, new_url: str) -> float | None:
+def _agreement_on_sample(params: Params, old_url: str, new_url: str) -> Disagreement | None:
     """Label disagreement between two servers on held-out rows (a smoke test for a new model)."""
     import pandas as pd
 
@@ -410,9 +412,12 @@ def run_blue_green(
         problem = smoke_test(green.url, sample_body(params))
         disagreement = _agreement_on_sample(params, blue.url, green.url)
         limit = params.rollout.analysis.max_label_disagreement
-        if problem is None and disagreement is not None and disagreement > limit:
-            problem = f"labels differ from blue on {disagreement:.1%} of held-out rows"
-        state.data["smoke_test"] = {"problem": problem, "label_disagreement": disagreement}
+        if problem is None and disagreement is not None and disagreement.exceeds(limit):
+            problem = (
+                f"labels differ from blue on {disagreement.describe('held-out')}, above "
+                f"{limit:.1%} with 95% confidence"
+            )
+        state.data["smoke_test"] = {"problem": problem, **disagreement_checks(disagreement)}
     except (NotReadyError, httpx.HTTPError) as error:
         problem = f"{type(error).__name__}: {str(error)[:300]}"
     if problem is not None:
@@ -495,11 +500,11 @@ def run_shadow(
             "phase": "done",
             "stable": variant(stable, stable_tag) | {"stats": stable_stats.describe()},
             "shadow": variant(shadow, shadow_tag) | {"stats": shadow_stats.describe()},
-            "label_disagreement": disagreement,
+            **disagreement_checks(disagreement),
             "client_requests": len(served),
             "client_failures": client_failures(served),
         }
-        shown = "n/a" if disagreement is None else f"{disagreement:.1%}"
+        shown = "n/a" if disagreement is None else disagreement.describe()
         log(
             f"shadow: stable p99 {stable_stats.p99_ms:.1f} ms ({stable_stats.requests} req) | "
             f"shadow p99 {shadow_stats.p99_ms:.1f} ms ({shadow_stats.requests} req, "
