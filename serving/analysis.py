@@ -121,6 +121,9 @@ def mirror_bodies(entries: Sequence[LogEntry], count: int) -> list[str]:
     return bodies[-count:]
 
 
+ONE_SIDED_95_Z = 1.645  # the confidence every agreement check states in its message
+
+
 @dataclass(frozen=True)
 class Disagreement:
     """How many replayed rows got another label from the canary than from stable."""
@@ -132,11 +135,11 @@ class Disagreement:
     def share(self) -> float:
         return self.differing / self.rows if self.rows else 0.0
 
-    def lower_bound(self, z: float = 1.645) -> float:
+    def lower_bound(self) -> float:
         """One-sided 95% Wilson lower bound on the share: what the sample shows for sure."""
         if not self.rows:
             return 0.0
-        n, p = self.rows, self.share
+        n, p, z = self.rows, self.share, ONE_SIDED_95_Z
         centre = p + z * z / (2 * n)
         spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
         return max(0.0, (centre - spread) / (1 + z * z / n))
@@ -148,6 +151,13 @@ class Disagreement:
     def describe(self, kind: str = "") -> str:
         """'5.8% of 69 mirrored rows'."""
         return f"{self.share:.1%} of {self.rows} {kind + ' ' if kind else ''}rows"
+
+    def failure(self, limit: float, against: str, kind: str) -> str:
+        """Why a version was refused: the observed share, the limit and what is certain."""
+        return (
+            f"labels differ from {against} on {self.describe(kind)}, above {limit:.1%} with 95% "
+            f"confidence (at least {self.lower_bound():.1%})"
+        )
 
 
 def label_disagreement(
@@ -203,10 +213,6 @@ def judge(
     if canary.p99_ms > params.max_p99_ms:
         reasons.append(f"p99 {canary.p99_ms:.1f} ms above {params.max_p99_ms:g} ms")
     if disagreement is not None and disagreement.exceeds(params.max_label_disagreement):
-        reasons.append(
-            f"labels differ from stable on {disagreement.describe('mirrored')}, above "
-            f"{params.max_label_disagreement:.1%} with 95% confidence "
-            f"(at least {disagreement.lower_bound():.1%})"
-        )
+        reasons.append(disagreement.failure(params.max_label_disagreement, "stable", "mirrored"))
     checks = {"canary": canary.describe(), **disagreement_checks(disagreement)}
     return Verdict(passed=not reasons, reasons=reasons, checks=checks)

@@ -413,10 +413,7 @@ def run_blue_green(
         disagreement = _agreement_on_sample(params, blue.url, green.url)
         limit = params.rollout.analysis.max_label_disagreement
         if problem is None and disagreement is not None and disagreement.exceeds(limit):
-            problem = (
-                f"labels differ from blue on {disagreement.describe('held-out')}, above "
-                f"{limit:.1%} with 95% confidence"
-            )
+            problem = disagreement.failure(limit, "blue", "held-out")
         state.data["smoke_test"] = {"problem": problem, **disagreement_checks(disagreement)}
     except (NotReadyError, httpx.HTTPError) as error:
         problem = f"{type(error).__name__}: {str(error)[:300]}"
