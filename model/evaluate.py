@@ -16,7 +16,7 @@ import torch
 from sklearn import metrics as sk
 
 from model.atomic import atomic_path, write_json_atomically
-from model.features import FeatureSchema, read_split
+from model.features import FeatureSchema, encode, read_split
 from model.importance import (
     FeatureImportance,
     as_json,
@@ -52,13 +52,14 @@ def expected_calibration_error(labels: np.ndarray, probabilities: np.ndarray, bi
 
 
 def compute_metrics(
-    labels: np.ndarray, probabilities: np.ndarray, positive: int, calibration_bins: int
+    labels: np.ndarray, probabilities: np.ndarray, positive: int | None, calibration_bins: int
 ) -> dict[str, float]:
     """The metrics the gates read; binary ROC AUC on `positive`, one-vs-rest macro otherwise."""
     n_classes = probabilities.shape[1]
     predicted = probabilities.argmax(axis=1)
     classes = list(range(n_classes))
     if n_classes == 2:
+        positive = 1 if positive is None else positive
         roc_auc = sk.roc_auc_score(labels == positive, probabilities[:, positive])
     else:
         roc_auc = sk.roc_auc_score(labels, probabilities, multi_class="ovr", labels=classes)
@@ -75,19 +76,19 @@ def compute_metrics(
 def bootstrap_intervals(
     labels: np.ndarray,
     probabilities: np.ndarray,
-    positive: int,
+    positive: int | None,
     calibration_bins: int,
     params: BootstrapParams,
 ) -> dict[str, dict[str, float]]:
     """Percentile intervals of every metric over test rows resampled with replacement.
 
-    Resamples holding a single class are skipped (ROC AUC is undefined on them)."""
+    Resamples missing a class are skipped (one-vs-rest ROC AUC is undefined on them)."""
     rng = np.random.default_rng(params.seed)
     rows = len(labels)
     samples: dict[str, list[float]] = {}
     for _ in range(params.resamples):
         pick = rng.integers(0, rows, rows)
-        if np.unique(labels[pick]).size < 2:
+        if np.unique(labels[pick]).size < probabilities.shape[1]:
             continue
         for name, value in compute_metrics(
             labels[pick], probabilities[pick], positive, calibration_bins
@@ -114,18 +115,32 @@ def importance_frame(ranking: list[FeatureImportance]) -> pd.DataFrame:
     )
 
 
+def curve_classes(schema: FeatureSchema) -> list[int]:
+    """The classes curves are drawn for: the positive one of a binary label, else every class
+    (one-vs-rest)."""
+    positive = schema.positive_index
+    return [positive] if positive is not None else list(range(len(schema.labels)))
+
+
 def curve_frames(
     labels: np.ndarray, probabilities: np.ndarray, schema: FeatureSchema
 ) -> dict[str, pd.DataFrame]:
-    """ROC and precision-recall points for the positive class, and a confusion table."""
-    positive = schema.positive_index
-    truth, score = labels == positive, probabilities[:, positive]
-    fpr, tpr, _ = sk.roc_curve(truth, score)
-    precision, recall, _ = sk.precision_recall_curve(truth, score)
+    """ROC and precision-recall points (a `class` column: the positive class, or each class
+    against the rest), and a confusion table (N x N through DVC's confusion template)."""
+    roc, pr = [], []
+    for index in curve_classes(schema):
+        truth, score = labels == index, probabilities[:, index]
+        if truth.all() or not truth.any():
+            continue  # a class absent from the test split has no curve
+        fpr, tpr, _ = sk.roc_curve(truth, score)
+        precision, recall, _ = sk.precision_recall_curve(truth, score)
+        name = schema.labels[index]
+        roc.append(pd.DataFrame({"class": name, "fpr": fpr, "tpr": tpr}))
+        pr.append(pd.DataFrame({"class": name, "recall": recall, "precision": precision}))
     names = np.array(schema.labels)
     return {
-        "roc": pd.DataFrame({"fpr": fpr, "tpr": tpr}),
-        "precision_recall": pd.DataFrame({"recall": recall, "precision": precision}),
+        "roc": pd.concat(roc, ignore_index=True),
+        "precision_recall": pd.concat(pr, ignore_index=True),
         "confusion": pd.DataFrame(
             {"actual": names[labels], "predicted": names[probabilities.argmax(axis=1)]}
         ),
@@ -145,17 +160,17 @@ def main(argv: list[str] | None = None) -> int:
 
     params = Params.load().evaluate
     schema = FeatureSchema.load(args.prepared / "features.json")
-    features, labels = read_split(args.prepared / "test.csv", schema)
-    probabilities = predict_proba(load_checkpoint(args.checkpoint), features)
+    frame, labels = read_split(args.prepared / "test.csv", schema)
+    probabilities = predict_proba(load_checkpoint(args.checkpoint), encode(frame, schema))
     positive, bins = schema.positive_index, params.calibration_bins
     scores = compute_metrics(labels, probabilities, positive, bins)
     intervals = bootstrap_intervals(labels, probabilities, positive, bins, params.bootstrap)
     session = onnx_session(args.onnx)
+    layout = schema.layout
     ranking = permutation_ranking(
-        lambda rows: onnx_predict_proba(session, rows),
-        features,
+        lambda rows: onnx_predict_proba(session, layout.column_feeds(rows)),
+        frame,
         labels,
-        schema.feature_names,
         len(schema.labels),
         params.importance,
     )

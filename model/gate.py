@@ -19,14 +19,16 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+import pandas as pd
 
 from model.atomic import write_json_atomically
 from model.baseline import Baseline, resolve
 from model.behavior import Predict, directional_shares, invariance_flip_rate, per_class_recall
-from model.contract import Contract
+from model.contract import Contract, ContractError
 from model.features import FeatureSchema, read_split
 from model.importance import as_json, permutation_ranking
-from model.inference import INPUT_NAME, OUTPUT_NAME, onnx_session, predict_proba
+from model.inference import layout_of, onnx_session, predict_proba
+from model.inputs import OUTPUT_NAME, InputLayout
 from model.latency import LatencyProfile, measure_side_by_side
 from model.lineage import file_digest, git_commit
 from model.params import (
@@ -35,6 +37,7 @@ from model.params import (
     LatencyGate,
     MetricGate,
     Params,
+    load_checked,
 )
 
 
@@ -42,7 +45,7 @@ from model.params import (
 class Check:
     """One verdict, with everything a reviewer needs to agree or disagree with it."""
 
-    gate: str  # metric, behavior, latency, parity or edge
+    gate: str  # metric, behavior, latency, parity, edge or interface
     name: str
     passed: bool
     value: float | str | None
@@ -95,13 +98,14 @@ def metric_checks(
 
 def behavior_checks(
     predict: Predict,
-    features: np.ndarray,
+    features: pd.DataFrame,
     labels: np.ndarray,
     schema: FeatureSchema,
     params: BehaviorGate,
 ) -> list[Check]:
     """Invariance to tiny nudges, expected directions, and a recall floor for every class."""
-    flip_rate = invariance_flip_rate(predict, features, params.invariance_relative_step)
+    numeric = [item.name for item in schema.numeric if item.kind == "numeric"]
+    flip_rate = invariance_flip_rate(predict, features, numeric, params.invariance_relative_step)
     limit = params.max_invariance_flip_rate
     checks = [
         Check(
@@ -110,21 +114,25 @@ def behavior_checks(
             flip_rate <= limit,
             flip_rate,
             limit,
-            f"{flip_rate:.2%} of predictions flip when one feature moves by "
+            f"{flip_rate:.2%} of predictions flip when one numeric feature moves by "
             f"{params.invariance_relative_step:.2%} (limit {limit:.2%})",
         )
     ]
+    expectations = params.expectations()
+    targets = {
+        name: schema.labels.index(expectation.label or str(schema.positive_label))
+        for name, expectation in expectations.items()
+    }
     shares = directional_shares(
         predict,
         features,
-        schema.feature_names,
-        schema.std,
-        params.directional,
+        schema.numeric_std,
+        {name: (targets[name], item.effect) for name, item in expectations.items()},
         params.directional_step_std,
-        schema.positive_index,
     )
     for name, share in shares.items():
         ok = share >= params.min_directional_share
+        target = schema.labels[targets[name]]
         checks.append(
             Check(
                 "behavior",
@@ -132,8 +140,8 @@ def behavior_checks(
                 ok,
                 share,
                 params.min_directional_share,
-                f"raising {name} by {params.directional_step_std:g} std {params.directional[name]} "
-                f"P({schema.positive_label}) for {share:.1%} of rows "
+                f"raising {name} by {params.directional_step_std:g} std "
+                f"{expectations[name].effect} P({target}) for {share:.1%} of rows "
                 f"(need {params.min_directional_share:.0%})",
             )
         )
@@ -182,22 +190,37 @@ def interface_checks(
     session: ort.InferenceSession, info: Mapping[str, Any], contract: Contract
 ) -> list[Check]:
     """The ONNX graph's inputs and outputs, and model.json, agree with the data contract."""
-    [model_input] = session.get_inputs()
+    layout = layout_of(session)
+    graph_inputs = {item.name: item for item in session.get_inputs()}
     [model_output] = session.get_outputs()
+    expected_numeric = [f.name for f in contract.features if f.kind != "categorical"]
+    expected_categorical = [f.name for f in contract.features if f.kind == "categorical"]
     expectations: list[tuple[str, object, object]] = [
-        ("input_name", model_input.name, INPUT_NAME),
-        ("input_dtype", model_input.type, "tensor(float)"),
-        ("input_width", model_input.shape[1], len(contract.feature_names)),
-        ("batch_axis", "dynamic" if isinstance(model_input.shape[0], str) else "fixed", "dynamic"),
+        ("inputs_described", layout is not None, True),
+        ("feature_order", list(info["feature_names"]), list(contract.feature_names)),
+        ("feature_kinds", [i["kind"] for i in info["inputs"]], [f.kind for f in contract.features]),
+        ("labels", list(info["labels"]), list(contract.label.values)),
         ("output_name", model_output.name, OUTPUT_NAME),
         ("output_width", model_output.shape[1], len(contract.label.values)),
-        ("feature_order", list(info["feature_names"]), list(contract.feature_names)),
-        ("labels", list(info["labels"]), list(contract.label.values)),
     ]
+    for tensor, names, dtype in (
+        ("numeric", expected_numeric, "tensor(float)"),
+        ("categorical", expected_categorical, "tensor(string)"),
+    ):
+        graph_input = graph_inputs.get(tensor)
+        if not names:
+            expectations.append((f"{tensor}_input", graph_input is None, True))
+            continue
+        shape = graph_input.shape if graph_input is not None else [None, None]
+        expectations += [
+            (f"{tensor}_dtype", graph_input.type if graph_input else None, dtype),
+            (f"{tensor}_width", shape[1], len(names)),
+            (f"{tensor}_batch_axis", "dynamic" if isinstance(shape[0], str) else "fixed", "dynamic"),
+        ]
     checks = []
     for name, actual, expected in expectations:
         ok = actual == expected
-        shown = f"{actual!r}" if not isinstance(actual, list) else f"{len(actual)} names"
+        shown = f"{actual!r}" if not isinstance(actual, list) else f"{len(actual)} entries"
         why = (
             f"{name} {shown} matches the contract"
             if ok
@@ -205,6 +228,41 @@ def interface_checks(
         )
         checks.append(Check("parity", name, ok, str(actual)[:200], str(expected)[:200], why))
     return checks
+
+
+def input_schema_check(candidate: InputLayout, baseline: InputLayout | None) -> Check:
+    """Features added, removed or retyped against the baseline: a fact to report, not a failure.
+    `value` is "breaking" when clients of the baseline would be refused by the candidate."""
+    if baseline is None:
+        return Check("interface", "input_schema", True, "unknown", None, "no baseline inputs")
+    before = {item.name: item for item in baseline.inputs}
+    after = {item.name: item for item in candidate.inputs}
+    added = [name for name in after if name not in before]
+    removed = [name for name in before if name not in after]
+    retyped = [
+        name
+        for name in after
+        if name in before
+        and (after[name].kind, after[name].categories) != (before[name].kind, before[name].categories)
+    ]
+    breaking = bool(
+        removed
+        or retyped
+        or [name for name in added if not after[name].nullable]
+        or [n for n in after if n in before and before[n].nullable and not after[n].nullable]
+    )
+    changes = [
+        f"{label}: {', '.join(names)}"
+        for label, names in (("added", added), ("removed", removed), ("retyped", retyped))
+        if names
+    ]
+    if not changes and not breaking:
+        why = "same inputs as the baseline"
+    else:
+        why = "; ".join(changes) or "nullability changed"
+        why += " (BREAKING: clients of the baseline would be refused)" if breaking else ""
+    value = "breaking" if breaking else ("changed" if changes else "same")
+    return Check("interface", "input_schema", True, value, None, why)
 
 
 def parity_check(max_diff: float, tolerance: float, rows: int) -> Check:
@@ -266,10 +324,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-register", action="store_true", help="judge only, never register")
     args = parser.parse_args(argv)
 
-    params = Params.load()
+    try:
+        params, contract = load_checked(Path("params.yaml"), args.contract)
+    except (ValueError, ContractError) as error:
+        print(f"gate: {error}", file=sys.stderr)
+        return 2
     gates = params.gate
     schema = FeatureSchema.load(args.prepared / "features.json")
-    features, labels = read_split(args.prepared / "test.csv", schema)
+    frame, labels = read_split(args.prepared / "test.csv", schema)
+    layout = schema.layout
     info = json.loads(args.metadata.read_text())
     metrics = json.loads(args.metrics.read_text())
     baseline = resolve(args.baseline, params.registry, args.metrics, args.onnx)
@@ -278,51 +341,68 @@ def main(argv: list[str] | None = None) -> int:
     threads = gates.latency.threads
     candidate = onnx_session(args.onnx, threads)
     int8 = onnx_session(args.int8, threads)
-    sessions = {"candidate": candidate, "int8": int8}
+    feeds = layout.column_feeds(frame)
+    models = {"candidate": (candidate, feeds), "int8": (int8, feeds)}
+    baseline_layout, baseline_note = None, ""
     if baseline.model is not None:
-        sessions["baseline"] = onnx_session(baseline.model, threads)
+        baseline_session = onnx_session(baseline.model, threads)
+        baseline_layout = layout_of(baseline_session)
+        missing = [n for n in baseline_layout.names if n not in frame] if baseline_layout else []
+        if baseline_layout is None:
+            baseline_note = "the baseline model does not describe its inputs: not measured"
+        elif missing:
+            baseline_note = f"the test split lacks baseline inputs {missing}: not measured"
+        else:  # each model on its own inputs, the same rows
+            models["baseline"] = (baseline_session, baseline_layout.column_feeds(frame))
 
-    from model.export import parity  # torch, only for the parity check
+    from model.export import parity, parity_rows  # torch, only for the parity check
     from model.network import load_checkpoint
 
-    max_diff = parity(load_checkpoint(args.checkpoint), candidate, features)
-    candidate_probabilities = predict_proba(candidate, features)
-    checks = [parity_check(max_diff, params.export.parity_tolerance, len(features))]
-    checks += interface_checks(candidate, info, Contract.load(args.contract))
+    raw_rows = parity_rows(frame, schema)
+    max_diff = parity(load_checkpoint(args.checkpoint), candidate, raw_rows, schema)
+    candidate_probabilities = predict_proba(candidate, feeds)
+    checks = [parity_check(max_diff, params.export.parity_tolerance, len(raw_rows))]
+    checks += interface_checks(candidate, info, contract)
+    checks.append(input_schema_check(layout, baseline_layout))
     checks += metric_checks(metrics, baseline.metrics, gates.metrics)
     checks += behavior_checks(
-        lambda rows: predict_proba(candidate, rows), features, labels, schema, gates.behavior
+        lambda rows: predict_proba(candidate, layout.column_feeds(rows)),
+        frame,
+        labels,
+        schema,
+        gates.behavior,
     )
     print("gate: measuring latency side by side ...", flush=True)
     profiles = measure_side_by_side(
-        sessions,
-        features,
+        models,
         rounds=gates.latency.rounds,
         calls_per_round=gates.latency.calls_per_round,
         batch_sizes=gates.latency.batch_sizes,
     )
     checks += latency_checks(profiles["candidate"], profiles.get("baseline"), gates.latency)
     fp32_accuracy = _accuracy(candidate_probabilities, labels)
-    int8_accuracy = _accuracy(predict_proba(int8, features), labels)
+    int8_accuracy = _accuracy(predict_proba(int8, feeds), labels)
     checks.append(edge_check(fp32_accuracy, int8_accuracy, gates.edge))
 
     baseline_importance = None
-    if "baseline" in sessions:
+    if "baseline" in models and baseline_layout is not None:
         # Same method, rows and seed as `evaluate`, so the report can show how ranks moved.
+        baseline_model = models["baseline"][0]
         ranking = permutation_ranking(
-            lambda rows: predict_proba(sessions["baseline"], rows),
-            features,
+            lambda rows: predict_proba(baseline_model, baseline_layout.column_feeds(rows)),
+            frame.loc[:, list(baseline_layout.names)],
             labels,
-            schema.feature_names,
             len(schema.labels),
             params.evaluate.importance,
         )
         baseline_importance = as_json(ranking, params.evaluate.importance)
 
     passed = all(check.passed for check in checks)
+    schema_check = next(check for check in checks if check.name == "input_schema")
     report: dict[str, Any] = {
         "passed": passed,
-        "baseline": baseline.describe(),
+        "breaking": schema_check.value == "breaking",
+        "baseline": baseline.describe() | ({"measured": baseline_note} if baseline_note else {}),
         "candidate": {"onnx_sha256": info["sha256"], "metrics": metrics},
         "checks": [asdict(check) for check in ordered(checks)],
         "latency": {name: asdict(profile) for name, profile in profiles.items()},
@@ -351,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
                 "params_sha256": file_digest(Path("params.yaml")),
                 "gate_result": "passed",
                 "gate_baseline": baseline.source,
+                "input_schema": str(schema_check.value),
+                "breaking": str(report["breaking"]).lower(),
             },
         )
         report["registered"] = asdict(version) | {"alias": params.registry.challenger_alias}

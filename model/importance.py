@@ -13,12 +13,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn import metrics as sk
 from sklearn.inspection import permutation_importance
 
 from model.params import ImportanceParams
 
-PredictProba = Callable[[np.ndarray], np.ndarray]
+PredictProba = Callable[[pd.DataFrame], np.ndarray]  # raw feature rows -> probabilities
 
 
 @dataclass(frozen=True)
@@ -35,16 +36,18 @@ class _Fitted:
     def __init__(self, predict_proba: PredictProba) -> None:
         self.predict_proba = predict_proba
 
-    def fit(self, features: np.ndarray, labels: np.ndarray) -> _Fitted:
+    def fit(self, features: pd.DataFrame, labels: np.ndarray) -> _Fitted:
         return self
 
 
-def _scorer(metric: str, n_classes: int) -> Callable[[_Fitted, np.ndarray, np.ndarray], float]:
+def _scorer(
+    metric: str, n_classes: int
+) -> Callable[[_Fitted, pd.DataFrame, np.ndarray], float]:
     """A score where higher is better, so the importance is the drop under shuffling."""
     classes = list(range(n_classes))
 
-    def score(model: _Fitted, features: np.ndarray, labels: np.ndarray) -> float:
-        probabilities = model.predict_proba(features.astype(np.float32, copy=False))
+    def score(model: _Fitted, features: pd.DataFrame, labels: np.ndarray) -> float:
+        probabilities = model.predict_proba(features)
         if metric == "log_loss":
             return -float(sk.log_loss(labels, probabilities, labels=classes))
         if metric == "accuracy":
@@ -58,13 +61,13 @@ def _scorer(metric: str, n_classes: int) -> Callable[[_Fitted, np.ndarray, np.nd
 
 def permutation_ranking(
     predict_proba: PredictProba,
-    features: np.ndarray,
+    features: pd.DataFrame,
     labels: np.ndarray,
-    feature_names: Sequence[str],
     n_classes: int,
     params: ImportanceParams,
 ) -> list[FeatureImportance]:
-    """Every feature, most important first; ties broken by name so the order is stable."""
+    """Every raw feature (a categorical is shuffled as one column), most important first; ties
+    broken by name so the order is stable."""
     result = permutation_importance(
         _Fitted(predict_proba),
         features,
@@ -74,7 +77,7 @@ def permutation_ranking(
         random_state=params.seed,
     )
     rows = sorted(
-        zip(feature_names, result.importances_mean, result.importances_std, strict=True),
+        zip([str(name) for name in features.columns], result.importances_mean, result.importances_std, strict=True),
         key=lambda row: (-round(float(row[1]), 9), row[0]),
     )
     return [

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import onnxruntime as ort
 
-from model.inference import INPUT_NAME, OUTPUT_NAME
+from model.inference import Feeds
+from model.inputs import OUTPUT_NAME
 
 WARMUP_CALLS = 50
 ROWS_PER_THROUGHPUT_SAMPLE = 4096
@@ -30,22 +31,32 @@ class LatencyProfile:
     rows_per_second: dict[int, float]
 
 
-def _single_row_times(session: ort.InferenceSession, rows: np.ndarray, calls: int) -> np.ndarray:
-    """Seconds per call for `calls` single-row predictions, cycling through `rows`."""
+def _rows(feeds: Feeds) -> int:
+    return len(next(iter(feeds.values())))
+
+
+def take(feeds: Feeds, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The same rows of every input tensor."""
+    return {name: values[rows] for name, values in feeds.items()}
+
+
+def _single_row_times(session: ort.InferenceSession, feeds: Feeds, calls: int) -> np.ndarray:
+    """Seconds per call for `calls` single-row predictions, cycling through the rows."""
+    rows = [take(feeds, np.array([index])) for index in range(_rows(feeds))]
     times = np.empty(calls)
     outputs = [OUTPUT_NAME]
     for call in range(calls):
-        feed = {INPUT_NAME: rows[call % len(rows)][None, :]}
+        feed = rows[call % len(rows)]
         start = time.perf_counter()
         session.run(outputs, feed)
         times[call] = time.perf_counter() - start
     return times
 
 
-def _rows_per_second(session: ort.InferenceSession, rows: np.ndarray, batch: int) -> float:
-    batch_rows = np.resize(rows, (batch, rows.shape[1])).astype(np.float32)
+def _rows_per_second(session: ort.InferenceSession, feeds: Feeds, batch: int) -> float:
+    feed = take(feeds, np.arange(batch) % _rows(feeds))
     calls = max(3, ROWS_PER_THROUGHPUT_SAMPLE // batch)
-    outputs, feed = [OUTPUT_NAME], {INPUT_NAME: batch_rows}
+    outputs = [OUTPUT_NAME]
     start = time.perf_counter()
     for _ in range(calls):
         session.run(outputs, feed)
@@ -53,17 +64,17 @@ def _rows_per_second(session: ort.InferenceSession, rows: np.ndarray, batch: int
 
 
 def measure_side_by_side(
-    sessions: Mapping[str, ort.InferenceSession],
-    rows: np.ndarray,
+    models: Mapping[str, tuple[ort.InferenceSession, Feeds]],
     *,
     rounds: int,
     calls_per_round: int,
     batch_sizes: tuple[int, ...],
 ) -> dict[str, LatencyProfile]:
-    """Interleaved rounds over every model; medians over rounds of per-round percentiles."""
-    names = list(sessions)
+    """Interleaved rounds over every model, each fed the same rows laid out for its own inputs;
+    medians over rounds of per-round percentiles."""
+    names = list(models)
     for name in names:
-        _single_row_times(sessions[name], rows, WARMUP_CALLS)
+        _single_row_times(*models[name], WARMUP_CALLS)
     p50: dict[str, list[float]] = {name: [] for name in names}
     p99: dict[str, list[float]] = {name: [] for name in names}
     throughput: dict[str, dict[int, list[float]]] = {
@@ -72,11 +83,11 @@ def measure_side_by_side(
     for round_index in range(rounds):
         order = names if round_index % 2 == 0 else names[::-1]
         for name in order:
-            times = _single_row_times(sessions[name], rows, calls_per_round)
+            times = _single_row_times(*models[name], calls_per_round)
             p50[name].append(float(np.percentile(times, 50)) * 1e3)
             p99[name].append(float(np.percentile(times, 99)) * 1e3)
             for batch in batch_sizes:
-                throughput[name][batch].append(_rows_per_second(sessions[name], rows, batch))
+                throughput[name][batch].append(_rows_per_second(*models[name], batch))
     return {
         name: LatencyProfile(
             p50_ms=statistics.median(p50[name]),

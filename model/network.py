@@ -1,4 +1,8 @@
-"""The classifier: standardisation folded in, then a small MLP. Plain on purpose; swap freely."""
+"""The classifier: a small MLP on encoded features. Plain on purpose; swap freely.
+
+Imputation, one-hot encoding and scaling happen before it (model/features.py, and in the exported
+graph model/preprocess_graph.py), so the network sees standardised floats only.
+"""
 
 from __future__ import annotations
 
@@ -15,25 +19,13 @@ from model.atomic import write_bytes_atomically
 
 
 class Classifier(nn.Module):
-    """Raw features in, logits out; the scaling statistics are buffers, so ONNX carries them."""
+    """Encoded features in, logits out."""
 
-    mean: torch.Tensor
-    std: torch.Tensor
-
-    def __init__(
-        self,
-        n_features: int,
-        hidden_units: Sequence[int],
-        n_classes: int,
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
-    ) -> None:
+    def __init__(self, n_features: int, hidden_units: Sequence[int], n_classes: int) -> None:
         super().__init__()
         self.n_features = n_features
         self.hidden_units = tuple(hidden_units)
         self.n_classes = n_classes
-        self.register_buffer("mean", torch.tensor(mean or [0.0] * n_features, dtype=torch.float32))
-        self.register_buffer("std", torch.tensor(std or [1.0] * n_features, dtype=torch.float32))
         layers: list[nn.Module] = []
         width = n_features
         for units in self.hidden_units:
@@ -43,8 +35,8 @@ class Classifier(nn.Module):
         self.mlp = nn.Sequential(*layers)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        # (batch, n_features) -> (batch, n_classes)
-        return self.mlp((features - self.mean) / self.std)
+        # (batch, n_encoded) -> (batch, n_classes)
+        return self.mlp(features)
 
 
 class Probabilities(nn.Module):

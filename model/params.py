@@ -8,6 +8,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from model.contract import Contract
+
 DEFAULT_PARAMS_PATH = Path("params.yaml")
 
 
@@ -83,13 +85,32 @@ class MetricGate(Section):
         return self.min is not None or self.max_drop is not None
 
 
+Effect = Literal["increases", "decreases"]
+
+
+class DirectionalExpectation(Section):
+    """Raising a numeric feature moves one class's probability this way."""
+
+    effect: Effect
+    label: str | None = None  # the class; may be left out for a binary label (its positive)
+
+
 class BehaviorGate(Section):
     invariance_relative_step: float = Field(gt=0)
     max_invariance_flip_rate: float = Field(ge=0, le=1)
     directional_step_std: float = Field(gt=0)
     min_directional_share: float = Field(ge=0, le=1)
-    directional: dict[str, Literal["increases", "decreases"]] = {}
+    # feature: effect (on a binary label's positive class) or {effect, label}
+    directional: dict[str, Effect | DirectionalExpectation] = {}
     min_recall: float = Field(ge=0, le=1)
+
+    def expectations(self) -> dict[str, DirectionalExpectation]:
+        return {
+            name: value
+            if isinstance(value, DirectionalExpectation)
+            else DirectionalExpectation(effect=value)
+            for name, value in self.directional.items()
+        }
 
 
 class LatencyGate(Section):
@@ -262,3 +283,37 @@ class Params(Section):
     def load(cls, path: Path = DEFAULT_PARAMS_PATH) -> Params:
         """Read and check params.yaml; raises pydantic.ValidationError naming the bad key."""
         return cls.model_validate(yaml.safe_load(path.read_text()))
+
+
+def contract_problems(params: Params, contract: Contract) -> list[str]:
+    """What in params.yaml names data the contract does not have: one message per key."""
+    problems = []
+    labels = contract.label.values
+    for name, expectation in params.gate.behavior.expectations().items():
+        key = f"gate.behavior.directional.{name}"
+        if name not in contract.feature_names:
+            problems.append(f"{key}: {name!r} is not a feature of the data contract")
+        elif contract.feature(name).kind != "numeric":
+            kind = contract.feature(name).kind
+            problems.append(f"{key}: {name!r} is {kind}; directions apply to numeric features")
+        if expectation.label is None and contract.label.positive_label is None:
+            problems.append(
+                f"{key}: with {len(labels)} classes name the class: {{effect: "
+                f"{expectation.effect}, label: <one of {list(labels)}>}}"
+            )
+        elif expectation.label is not None and expectation.label not in labels:
+            problems.append(f"{key}: label {expectation.label!r} is not one of {list(labels)}")
+    return problems
+
+
+def load_checked(params_path: Path, contract_path: Path) -> tuple[Params, Contract]:
+    """params.yaml and the contract, checked against each other; ValueError lists every key
+    that names a feature or class the contract lacks."""
+    params, contract = Params.load(params_path), Contract.load(contract_path)
+    problems = contract_problems(params, contract)
+    if problems:
+        raise ValueError(
+            f"{params_path} does not fit {contract_path}:\n"
+            + "\n".join(f"  x {problem}" for problem in problems)
+        )
+    return params, contract

@@ -1,7 +1,8 @@
-"""DVC stage `prepare`: stratified train/validation/test split and the scaling statistics.
+"""DVC stage `prepare`: stratified train/validation/test split and the fitted preprocessing.
 
-The splits keep raw feature values; the statistics travel in features.json and are folded into
-the network (and so into the ONNX model), which means a server needs nothing but onnxruntime.
+The splits keep raw feature values (nulls and strings included); fill values, category sets and
+scaling statistics, fitted on the training rows only, travel in features.json. `export` builds
+them into the ONNX model, so a server needs nothing but onnxruntime.
 """
 
 from __future__ import annotations
@@ -12,13 +13,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from model.atomic import atomic_path, write_text_atomically
 from model.contract import Contract
-from model.features import FeatureSchema
+from model.features import fit_schema
 from model.params import Params, PrepareParams
 
 
@@ -41,20 +41,6 @@ def split(frame: pd.DataFrame, label: str, params: PrepareParams) -> Splits:
     return Splits(train=train.sort_index(), val=val.sort_index(), test=test.sort_index())
 
 
-def fit_schema(train: pd.DataFrame, contract: Contract) -> FeatureSchema:
-    """Scaling statistics from the training rows only, so nothing leaks from val or test."""
-    values = train.loc[:, list(contract.feature_names)].to_numpy(dtype=np.float64)
-    std = values.std(axis=0)
-    return FeatureSchema(
-        feature_names=contract.feature_names,
-        label_name=contract.label.name,
-        labels=contract.label.values,
-        positive_label=contract.label.positive,
-        mean=tuple(float(value) for value in values.mean(axis=0)),
-        std=tuple(float(value) if value > 0 else 1.0 for value in std),
-    )
-
-
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     with atomic_path(path) as temporary:
         frame.to_csv(temporary, index=False)
@@ -74,10 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"prepare: {args.validation} says the data failed validation", file=sys.stderr)
         return 1
     contract = Contract.load(args.contract)
-    frame = pd.read_csv(args.data).loc[:, list(contract.columns)]
-    if frame[list(contract.feature_names)].isna().any().any():
-        print("prepare: features have empty values; add an imputation step first", file=sys.stderr)
-        return 1
+    text = [f.name for f in contract.features if f.kind == "categorical"] + [contract.label.name]
+    frame = pd.read_csv(args.data, dtype=dict.fromkeys(text, str)).loc[:, list(contract.columns)]
     params = Params.load().prepare
     splits = split(frame, contract.label.name, params)
     for name in ("train", "val", "test"):

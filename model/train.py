@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from model.atomic import write_json_atomically, write_text_atomically
-from model.features import FeatureSchema, read_split
+from model.features import FeatureSchema, encode, read_split
 from model.lineage import file_digest, git_commit
 from model.network import Classifier, save_checkpoint
 from model.params import Params, TrainParams
@@ -26,12 +26,11 @@ def train(
     params: TrainParams,
     validation: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[Classifier, list[dict[str, float]]]:
-    """Full-batch Adam; returns the network and per-epoch metrics. No I/O: tests call this."""
+    """Full-batch Adam on encoded features; returns the network and per-epoch metrics.
+    No I/O: tests call this."""
     torch.manual_seed(params.seed)
     torch.use_deterministic_algorithms(True)
-    network = Classifier(
-        features.shape[1], params.hidden_units, len(schema.labels), schema.mean, schema.std
-    )
+    network = Classifier(features.shape[1], params.hidden_units, len(schema.labels))
     optimizer = torch.optim.Adam(
         network.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay
     )
@@ -88,8 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)  # tiny model: threads only add run-to-run noise
     params = Params.load().train
     schema = FeatureSchema.load(args.prepared / "features.json")
-    train_split = read_split(args.prepared / "train.csv", schema)
-    val_split = read_split(args.prepared / "val.csv", schema)
+    train_frame, train_labels = read_split(args.prepared / "train.csv", schema)
+    val_frame, val_labels = read_split(args.prepared / "val.csv", schema)
+    train_split = encode(train_frame, schema), train_labels
+    val_split = encode(val_frame, schema), val_labels
     hidden = list(params.hidden_units)
     print(f"train: {params.epochs} epochs, hidden {hidden}, {len(train_split[1])} rows")
     network, history = train(*train_split, schema, params, validation=val_split)
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     import mlflow
 
     with model_run(weights_sha256, new=True) as run:
-        mlflow.log_params(params.model_dump() | {"n_features": len(schema.feature_names)})
+        mlflow.log_params(params.model_dump() | {"n_features": len(schema.feature_names), "n_encoded": train_split[0].shape[1]})
         mlflow.set_tags({"git_commit": git_commit(), "data_md5": file_digest(args.raw, "md5")})
         if os.environ.get("DVC_EXP_NAME"):  # a `make tune` trial: the tuner finds its run by it
             mlflow.set_tag("dvc_exp_name", os.environ["DVC_EXP_NAME"])

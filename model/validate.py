@@ -18,7 +18,14 @@ import pandas as pd
 import pandera.pandas as pa
 
 from model.atomic import write_json_atomically
-from model.contract import Contract
+from model.contract import (
+    BooleanFeature,
+    CategoricalFeature,
+    Contract,
+    ContractError,
+    NumericFeature,
+)
+from model.inputs import boolean_value
 from model.lineage import file_digest
 
 MAX_EXAMPLES = 5
@@ -36,20 +43,36 @@ class Violation:
     example_lines: list[int] = field(default_factory=list)  # CSV line numbers, header = 1
 
 
+def _is_boolean(value: Any) -> bool:
+    try:
+        boolean_value(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _column(feature: NumericFeature | CategoricalFeature | BooleanFeature) -> pa.Column:
+    if isinstance(feature, CategoricalFeature):
+        checks = [] if feature.unseen == "other" else [pa.Check.isin(list(feature.values))]
+        return pa.Column(str, checks=checks, nullable=feature.nullable, coerce=True)
+    if isinstance(feature, BooleanFeature):
+        check = pa.Check(_is_boolean, element_wise=True, name="boolean", ignore_na=True)
+        return pa.Column(None, checks=[check], nullable=feature.nullable)
+    checks = [pa.Check(np.isfinite, name="finite", ignore_na=True)]
+    if feature.min is not None:
+        checks.append(pa.Check.ge(feature.min))
+    if feature.max is not None:
+        checks.append(pa.Check.le(feature.max))
+    return pa.Column(feature.dtype, checks=checks, nullable=feature.nullable, coerce=True)
+
+
 def build_schema(contract: Contract) -> pa.DataFrameSchema:
-    """Column rules as a pandera schema; table-level limits live in `table_violations`."""
-    columns = {
-        feature.name: pa.Column(
-            feature.dtype,
-            checks=[
-                pa.Check(np.isfinite, name="finite", ignore_na=True),
-                pa.Check.in_range(feature.min, feature.max),
-            ],
-            nullable=feature.nullable,
-            coerce=True,
-        )
-        for feature in contract.features
-    }
+    """Column rules as a pandera schema; table-level limits live in `table_violations`.
+    Categoricals with `unseen: other` accept values outside their set: those rows train the
+    `other` bucket."""
+    columns = {feature.name: _column(feature) for feature in contract.features}
+    for name in contract.ignore:  # present or not, never checked, never used
+        columns[name] = pa.Column(None, nullable=True, required=False)
     columns[contract.label.name] = pa.Column(
         str, checks=[pa.Check.isin(list(contract.label.values))], nullable=False, coerce=True
     )
@@ -63,8 +86,11 @@ _RULE_NAMES = {
     "coerce_dtype": "dtype",
     "dtype": "dtype",
     "in_range": "in_range",
+    "greater_than_or_equal_to": "min",
+    "less_than_or_equal_to": "max",
     "isin": "allowed_values",
     "finite": "finite",
+    "boolean": "boolean",
 }
 _RULE_MESSAGES = {
     "missing_column": "column required by the contract is absent",
@@ -72,8 +98,12 @@ _RULE_MESSAGES = {
     "not_null": "empty (NaN) values in a column the contract marks non-nullable",
     "dtype": "values that are not numbers",
     "in_range": "values outside the contract's [min, max]",
-    "allowed_values": "labels not listed in the contract",
+    "min": "values below the contract's min",
+    "max": "values above the contract's max",
+    "allowed_values": "values not listed in the contract",
     "finite": "infinite values",
+    "boolean": "values that are not booleans (true/false, 1/0, yes/no)",
+    "contract": "the data contract itself is malformed",
 }
 
 
@@ -141,7 +171,9 @@ def table_violations(frame: pd.DataFrame, contract: Contract) -> list[Violation]
                 message=f"{len(frame)} rows, the contract asks for at least {limits.min_rows}",
             )
         )
-    duplicated = frame.duplicated(keep="first")
+    # Over the model's columns: an id column makes every row look unique.
+    used = [name for name in contract.columns if name in frame.columns]
+    duplicated = frame.loc[:, used].duplicated(keep="first")
     if len(frame) and duplicated.mean() > limits.max_duplicate_fraction:
         rows = [_line(index) for index in frame.index[duplicated]]
         violations.append(
@@ -183,10 +215,12 @@ def find_violations(frame: pd.DataFrame, contract: Contract) -> list[Violation]:
     return column_violations(frame, contract) + table_violations(frame, contract)
 
 
-def read_raw(path: Path) -> pd.DataFrame | Violation:
-    """Read the CSV as text-free as pandas allows; an unreadable file is itself a violation."""
+def read_raw(path: Path, contract: Contract) -> pd.DataFrame | Violation:
+    """Read the CSV, categoricals and the label as text (a code like '01' stays '01'); an
+    unreadable file is itself a violation."""
+    text_columns = [f.name for f in contract.features if f.kind == "categorical"]
     try:
-        return pd.read_csv(path)
+        return pd.read_csv(path, dtype=dict.fromkeys([*text_columns, contract.label.name], str))
     except FileNotFoundError:
         return Violation("readable_file", None, 0, f"no such file: {path}")
     except pd.errors.EmptyDataError:
@@ -234,7 +268,7 @@ def format_report(report: dict[str, Any]) -> str:
 
 def validate_file(path: Path, contract: Contract) -> dict[str, Any]:
     """Read and check one raw file; returns the report (also for unreadable files)."""
-    frame = read_raw(path)
+    frame = read_raw(path, contract)
     if isinstance(frame, Violation):
         return build_report(path, None, [frame])
     return build_report(path, frame, find_violations(frame, contract))
@@ -247,7 +281,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("report", type=Path, help="where to write the JSON report")
     args = parser.parse_args(argv)
 
-    report = validate_file(args.data, Contract.load(args.contract))
+    try:
+        contract = Contract.load(args.contract)
+    except ContractError as error:
+        problem = Violation("contract", None, 0, str(error))
+        report = build_report(args.data, None, [problem])
+    else:
+        report = validate_file(args.data, contract)
     write_json_atomically(args.report, report)
     print(format_report(report), file=sys.stdout if report["passed"] else sys.stderr)
     return 0 if report["passed"] else 1
