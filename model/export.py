@@ -27,7 +27,7 @@ import torch
 from model.atomic import write_bytes_atomically, write_json_atomically
 from model.features import FeatureSchema, encode, read_split
 from model.inference import INPUTS_PROPERTY, LABELS_PROPERTY, onnx_session, predict_proba
-from model.inputs import OUTPUT_NAME
+from model.inputs import OUTPUT_NAME, boolean_value
 from model.lineage import file_digest, git_commit
 from model.network import Classifier, Probabilities, load_checkpoint
 from model.params import Params
@@ -120,6 +120,25 @@ def parity(
     return float(np.max(np.abs(actual - expected)))
 
 
+def example_rows(frame: pd.DataFrame, schema: FeatureSchema, count: int = 3) -> list[dict[str, Any]]:
+    """A few real test rows as a client would send them (null as None): the API's examples."""
+    rows = []
+    for _, raw in frame.head(count).iterrows():
+        row: dict[str, Any] = {}
+        for item in schema.inputs:
+            value = raw[item.name]
+            if pd.isna(value):
+                row[item.name] = None
+            elif item.kind == "numeric":
+                row[item.name] = float(value)
+            elif item.kind == "boolean":
+                row[item.name] = bool(boolean_value(value))
+            else:
+                row[item.name] = str(value)
+        rows.append(row)
+    return rows
+
+
 def metadata(schema: FeatureSchema, model: bytes, opset: int, **extra: Any) -> dict[str, Any]:
     """What a server or a gate needs to know about the model without opening it."""
     return {
@@ -167,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         params.opset,
         parity_max_abs_diff=max_diff,
         parity_rows=len(frame),
+        examples=example_rows(test_frame, schema),
         weights_sha256=weights_sha256,
         training_commit=git_commit(),
         data_md5=file_digest(args.raw, "md5"),
