@@ -228,7 +228,9 @@ def describe_errors(error: ValidationError, source: str) -> str:
     lines = [f"{source}: {error.error_count()} problem(s):"]
     for item in error.errors(include_url=False, include_input=False):
         # Discriminated unions add the tag to the path: features.2.numeric.max -> features.2.max
-        loc = [str(part) for part in item["loc"] if part not in ("numeric", "categorical", "boolean")]
+        loc = [
+            str(part) for part in item["loc"] if part not in ("numeric", "categorical", "boolean")
+        ]
         key = ".".join(loc) or "(top level)"
         message = str(item["msg"]).removeprefix("Value error, ")
         lines.append(f"  x {key}: {message}")

@@ -120,7 +120,9 @@ def parity(
     return float(np.max(np.abs(actual - expected)))
 
 
-def example_rows(frame: pd.DataFrame, schema: FeatureSchema, count: int = 3) -> list[dict[str, Any]]:
+def example_rows(
+    frame: pd.DataFrame, schema: FeatureSchema, count: int = 3
+) -> list[dict[str, Any]]:
     """A few real test rows as a client would send them (null as None): the API's examples."""
     rows = []
     for _, raw in frame.head(count).iterrows():

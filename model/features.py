@@ -214,7 +214,8 @@ def label_codes(frame: pd.DataFrame, schema: FeatureSchema) -> np.ndarray:
     codes = frame[schema.label_name].astype(str).map({v: i for i, v in enumerate(schema.labels)})
     if codes.isna().any():
         raise ValueError(f"labels outside {schema.labels} in the split")
-    return codes.to_numpy(dtype=np.int64, copy=True)
+    result: np.ndarray = codes.to_numpy(dtype=np.int64, copy=True)
+    return result
 
 
 def read_frame(path: Path, schema: FeatureSchema) -> pd.DataFrame:

@@ -36,7 +36,6 @@ from model.params import (
     EdgeGate,
     LatencyGate,
     MetricGate,
-    Params,
     load_checked,
 )
 
@@ -215,7 +214,11 @@ def interface_checks(
         expectations += [
             (f"{tensor}_dtype", graph_input.type if graph_input else None, dtype),
             (f"{tensor}_width", shape[1], len(names)),
-            (f"{tensor}_batch_axis", "dynamic" if isinstance(shape[0], str) else "fixed", "dynamic"),
+            (
+                f"{tensor}_batch_axis",
+                "dynamic" if isinstance(shape[0], str) else "fixed",
+                "dynamic",
+            ),
         ]
     checks = []
     for name, actual, expected in expectations:
@@ -243,7 +246,8 @@ def input_schema_check(candidate: InputLayout, baseline: InputLayout | None) -> 
         name
         for name in after
         if name in before
-        and (after[name].kind, after[name].categories) != (before[name].kind, before[name].categories)
+        and (after[name].kind, after[name].categories)
+        != (before[name].kind, before[name].categories)
     ]
     breaking = bool(
         removed

@@ -40,9 +40,7 @@ class _Fitted:
         return self
 
 
-def _scorer(
-    metric: str, n_classes: int
-) -> Callable[[_Fitted, pd.DataFrame, np.ndarray], float]:
+def _scorer(metric: str, n_classes: int) -> Callable[[_Fitted, pd.DataFrame, np.ndarray], float]:
     """A score where higher is better, so the importance is the drop under shuffling."""
     classes = list(range(n_classes))
 
@@ -77,7 +75,12 @@ def permutation_ranking(
         random_state=params.seed,
     )
     rows = sorted(
-        zip([str(name) for name in features.columns], result.importances_mean, result.importances_std, strict=True),
+        zip(
+            [str(name) for name in features.columns],
+            result.importances_mean,
+            result.importances_std,
+            strict=True,
+        ),
         key=lambda row: (-round(float(row[1]), 9), row[0]),
     )
     return [

@@ -105,7 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     import mlflow
 
     with model_run(weights_sha256, new=True) as run:
-        mlflow.log_params(params.model_dump() | {"n_features": len(schema.feature_names), "n_encoded": train_split[0].shape[1]})
+        mlflow.log_params(
+            params.model_dump()
+            | {"n_features": len(schema.feature_names), "n_encoded": train_split[0].shape[1]}
+        )
         mlflow.set_tags({"git_commit": git_commit(), "data_md5": file_digest(args.raw, "md5")})
         if os.environ.get("DVC_EXP_NAME"):  # a `make tune` trial: the tuner finds its run by it
             mlflow.set_tag("dvc_exp_name", os.environ["DVC_EXP_NAME"])

@@ -59,11 +59,13 @@ def _column(feature: NumericFeature | CategoricalFeature | BooleanFeature) -> pa
         check = pa.Check(_is_boolean, element_wise=True, name="boolean", ignore_na=True)
         return pa.Column(None, checks=[check], nullable=feature.nullable)
     checks = [pa.Check(np.isfinite, name="finite", ignore_na=True)]
+    if feature.dtype == "int64":  # checked as floats: an int column with nulls is read as float
+        checks.append(pa.Check(lambda values: values == np.round(values), name="integer"))
     if feature.min is not None:
         checks.append(pa.Check.ge(feature.min))
     if feature.max is not None:
         checks.append(pa.Check.le(feature.max))
-    return pa.Column(feature.dtype, checks=checks, nullable=feature.nullable, coerce=True)
+    return pa.Column("float64", checks=checks, nullable=feature.nullable, coerce=True)
 
 
 def build_schema(contract: Contract) -> pa.DataFrameSchema:
@@ -91,6 +93,7 @@ _RULE_NAMES = {
     "isin": "allowed_values",
     "finite": "finite",
     "boolean": "boolean",
+    "integer": "integer",
 }
 _RULE_MESSAGES = {
     "missing_column": "column required by the contract is absent",
@@ -103,6 +106,7 @@ _RULE_MESSAGES = {
     "allowed_values": "values not listed in the contract",
     "finite": "infinite values",
     "boolean": "values that are not booleans (true/false, 1/0, yes/no)",
+    "integer": "values with a fraction in an int64 column",
     "contract": "the data contract itself is malformed",
 }
 

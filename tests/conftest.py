@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ from hypothesis import HealthCheck, settings
 from model.contract import Contract
 from model.params import Params, TuneParams
 from model.tracking import TELEMETRY_OFF
+from model.validate import read_raw
+from tests.tables import mixed_contract, shipped_raw_path, write_mixed_table
 
 for _name, _value in TELEMETRY_OFF.items():
     os.environ.setdefault(_name, _value)
@@ -26,18 +29,45 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 pytest_plugins = ["tests.pipeline_fixtures"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-RAW_DATA = REPO_ROOT / "data" / "raw" / "breast_cancer.csv"
+RAW_DATA = shipped_raw_path(REPO_ROOT)  # whatever table dvc.yaml points at
 CONTRACT = REPO_ROOT / "data" / "contract.yaml"
+
+
+@dataclass(frozen=True)
+class Table:
+    """A contract and a raw frame that honours it."""
+
+    name: str
+    contract: Contract
+    frame: pd.DataFrame
+
+
+def _read(path: Path, contract: Contract) -> pd.DataFrame:
+    frame = read_raw(path, contract)
+    assert isinstance(frame, pd.DataFrame), frame
+    return frame
 
 
 @pytest.fixture(scope="session")
 def contract() -> Contract:
+    """The project's contract, whichever table it describes."""
     return Contract.load(CONTRACT)
 
 
 @pytest.fixture(scope="session")
-def raw_frame() -> pd.DataFrame:
-    return pd.read_csv(RAW_DATA)
+def raw_frame(contract: Contract) -> pd.DataFrame:
+    """The project's raw table, read as `validate` reads it."""
+    return _read(RAW_DATA, contract)
+
+
+@pytest.fixture(scope="session", params=["project", "mixed"])
+def table(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Table:
+    """Each test that takes it runs on the project's table and on the generated mixed one."""
+    if request.param == "project":
+        project = Contract.load(CONTRACT)
+        return Table("project", project, _read(RAW_DATA, project))
+    csv, _ = write_mixed_table(tmp_path_factory.mktemp("mixed"))
+    return Table("mixed", mixed_contract(), _read(csv, mixed_contract()))
 
 
 @pytest.fixture

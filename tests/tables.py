@@ -26,7 +26,7 @@ def shipped_raw_path(root: Path = REPO_ROOT) -> Path:
     """The raw CSV the pipeline reads, from dvc.yaml's `raw_data` var."""
     stages = yaml.safe_load((root / "dvc.yaml").read_text())
     [variables] = stages["vars"]
-    return root / variables["raw_data"]
+    return root / str(variables["raw_data"])
 
 
 MIXED_CONTRACT: dict[str, Any] = {
@@ -85,7 +85,9 @@ def mixed_frame(rows: int = 300, seed: int = 0) -> pd.DataFrame:
         }
     )
     holes = rng.random((rows, 4)) < 0.08
-    for column, hole in zip(["weight.kg", "Région", "shape/type", "Is Active"], holes.T, strict=True):
+    for column, hole in zip(
+        ["weight.kg", "Région", "shape/type", "Is Active"], holes.T, strict=True
+    ):
         frame.loc[hole, column] = np.nan
     return frame
 

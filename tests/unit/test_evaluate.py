@@ -10,13 +10,9 @@ from model.evaluate import compute_metrics, curve_frames, expected_calibration_e
 from model.features import FeatureSchema
 
 SCHEMA = FeatureSchema(
-    feature_names=("a",),
-    label_name="y",
-    labels=("neg", "pos"),
-    positive_label="pos",
-    mean=(0.0,),
-    std=(1.0,),
+    feature_names=("a",), label_name="y", labels=("neg", "pos"), positive_label="pos"
 )
+THREE = FeatureSchema(feature_names=("a",), label_name="y", labels=("p", "q", "r"))
 
 
 def test_perfect_confident_predictions_score_perfectly() -> None:
@@ -58,7 +54,23 @@ def test_curves_cover_zero_to_one() -> None:
     frames = curve_frames(labels, probabilities, SCHEMA)
     assert frames["roc"]["fpr"].iloc[0] == 0.0
     assert frames["roc"]["tpr"].iloc[-1] == 1.0
+    assert set(frames["roc"]["class"]) == {"pos"}
     assert frames["confusion"]["actual"].tolist() == ["neg", "neg", "pos", "pos"]
+
+
+def test_three_classes_get_one_vs_rest_curves_and_a_full_confusion_table() -> None:
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    probabilities = np.eye(3)[[0, 1, 2, 1, 1, 0]] * 0.8 + 0.2 / 3
+    frames = curve_frames(labels, probabilities, THREE)
+    assert set(frames["roc"]["class"]) == {"p", "q", "r"}
+    assert set(frames["precision_recall"]["class"]) == {"p", "q", "r"}
+    assert frames["confusion"]["predicted"].tolist() == ["p", "q", "r", "q", "q", "p"]
+
+
+def test_metrics_need_no_positive_class_for_three_classes() -> None:
+    labels = np.array([0, 1, 2, 2])
+    metrics = compute_metrics(labels, np.eye(3)[labels], positive=None, calibration_bins=5)
+    assert metrics["roc_auc"] == metrics["accuracy"] == 1.0
 
 
 def test_bootstrap_intervals_hold_the_point_estimate_and_narrow_with_more_rows() -> None:

@@ -10,11 +10,13 @@ from model.gate import (
     Check,
     edge_check,
     format_table,
+    input_schema_check,
     latency_checks,
     metric_checks,
     ordered,
     parity_check,
 )
+from model.inputs import InputLayout, RawInput
 from model.latency import LatencyProfile
 from model.params import EdgeGate, LatencyGate, MetricGate
 
@@ -99,3 +101,46 @@ def test_every_check_is_json_ready() -> None:
     checks = metric_checks(BASELINE, BASELINE, GATES)
     assert json.loads(json.dumps([asdict(check) for check in checks]))[0]["gate"] == "metric"
     assert np.isfinite([check.value for check in checks if isinstance(check.value, float)]).all()
+
+
+def _layout(*inputs: RawInput) -> InputLayout:
+    return InputLayout(inputs)
+
+
+NUMBER = RawInput(name="x", kind="numeric")
+COLOUR = RawInput(name="colour", kind="categorical", categories=("red", "blue"))
+
+
+def test_same_inputs_are_not_a_change() -> None:
+    check = input_schema_check(_layout(NUMBER, COLOUR), _layout(NUMBER, COLOUR))
+    assert (check.passed, check.value) == (True, "same")
+
+
+def test_an_added_nullable_feature_is_a_change_not_a_break() -> None:
+    extra = RawInput(name="new one", kind="numeric", nullable=True)
+    check = input_schema_check(_layout(NUMBER, extra), _layout(NUMBER))
+    assert (check.passed, check.value) == (True, "changed")
+    assert "added: new one" in check.why
+
+
+@pytest.mark.parametrize(
+    ("candidate", "named"),
+    [
+        ((NUMBER,), "removed: colour"),
+        ((NUMBER, COLOUR, RawInput(name="z", kind="boolean")), "added: z"),
+        ((NUMBER, COLOUR.model_copy(update={"categories": ("red",)})), "retyped: colour"),
+        ((RawInput(name="x", kind="categorical", categories=("1",)), COLOUR), "retyped: x"),
+    ],
+)
+def test_a_change_that_refuses_old_clients_is_breaking_yet_passes(
+    candidate: tuple[RawInput, ...], named: str
+) -> None:
+    """A changed input schema is a fact to report, not a failed gate."""
+    check = input_schema_check(_layout(*candidate), _layout(NUMBER, COLOUR))
+    assert (check.passed, check.value) == (True, "breaking")
+    assert named in check.why
+    assert "BREAKING" in check.why
+
+
+def test_an_unknown_baseline_schema_is_said() -> None:
+    assert input_schema_check(_layout(NUMBER), None).value == "unknown"

@@ -1,55 +1,79 @@
-"""Permutation importance finds the feature that decides the label, on the exported ONNX model."""
+"""Permutation importance finds the feature that decides the label (a categorical, shuffled as one
+column), on the exported ONNX model fed raw rows."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from model.contract import Contract
 from model.export import to_onnx
-from model.features import FeatureSchema
+from model.features import FeatureSchema, encode, fit_schema, label_codes
 from model.importance import as_json, permutation_ranking, rank_moves
-from model.inference import onnx_session, predict_proba
+from model.inference import layout_of, onnx_session, predict_proba
 from model.params import ImportanceParams, TrainParams
 from model.train import train
 
-NAMES = ("noise_a", "noise_b", "decider", "noise_c", "noise_d")
+NAMES = ("noise a", "noise.b", "decider", "noise/c", "noise d")
 PARAMS = ImportanceParams(metric="log_loss", repeats=5, seed=0)
+CONTRACT = Contract.parse(
+    {
+        "label": {"name": "y", "values": ["no", "yes"]},
+        "features": [
+            {"name": "noise a"},
+            {"name": "noise.b"},
+            {"name": "decider", "kind": "categorical", "values": ["low", "high", "mid"]},
+            {"name": "noise/c"},
+            {"name": "noise d", "kind": "boolean"},
+        ],
+        "table": {"min_rows": 1, "max_duplicate_fraction": 1, "min_class_fraction": 0},
+    }
+)
 
 
-def _one_feature_decides(rows: int = 400) -> tuple[np.ndarray, np.ndarray, FeatureSchema]:
-    """Five features on different scales; the label is whether `decider` is above 0."""
+def _one_feature_decides(rows: int = 400) -> tuple[pd.DataFrame, np.ndarray, FeatureSchema]:
+    """Five raw features of three kinds and different scales; the label is whether the
+    categorical `decider` is `high`: permuting it, one column of strings, must hurt most."""
     rng = np.random.default_rng(3)
-    features = rng.normal(size=(rows, len(NAMES))) * np.array([1.0, 50.0, 2.0, 0.1, 7.0])
-    labels = (features[:, NAMES.index("decider")] > 0).astype(np.int64)
-    schema = FeatureSchema(
-        feature_names=NAMES,
-        label_name="y",
-        labels=("no", "yes"),
-        positive_label="yes",
-        mean=tuple(features.mean(axis=0).tolist()),
-        std=tuple(features.std(axis=0).tolist()),
+    frame = pd.DataFrame(
+        {
+            "noise a": rng.normal(size=rows),
+            "noise.b": rng.normal(size=rows) * 50,
+            "decider": rng.choice(["low", "high", "mid"], rows),
+            "noise/c": rng.normal(size=rows) * 0.1,
+            "noise d": rng.random(rows) < 0.5,
+        }
     )
-    return features.astype(np.float32), labels, schema
+    frame["y"] = np.where(frame["decider"] == "high", "yes", "no")
+    schema = fit_schema(frame, CONTRACT)
+    return frame.loc[:, list(NAMES)], label_codes(frame, schema), schema
 
 
 @pytest.fixture(scope="module")
 def onnx_model() -> bytes:
-    features, labels, schema = _one_feature_decides()
+    frame, labels, schema = _one_feature_decides()
     params = TrainParams(seed=0, hidden_units=(16,), epochs=150, learning_rate=0.03, weight_decay=0)
-    network, _ = train(features, labels, schema, params)
-    return to_onnx(network, features[:8], 18)
+    network, _ = train(encode(frame, schema), labels, schema, params)
+    return to_onnx(network, schema, frame, 18)
+
+
+def _predict(model: bytes) -> Callable[[pd.DataFrame], np.ndarray]:
+    session = onnx_session(model)
+    layout = layout_of(session)
+    assert layout is not None
+    return lambda rows: predict_proba(session, layout.column_feeds(rows))
 
 
 @pytest.mark.parametrize("metric", ["log_loss", "accuracy", "roc_auc"])
 def test_the_deciding_feature_ranks_first(onnx_model: bytes, metric: str) -> None:
     features, labels, _ = _one_feature_decides()
-    session = onnx_session(onnx_model)
     params = ImportanceParams.model_validate({"metric": metric, "repeats": 5, "seed": 0})
-    ranking = permutation_ranking(
-        lambda rows: predict_proba(session, rows), features, labels, NAMES, 2, params
-    )
+    ranking = permutation_ranking(_predict(onnx_model), features, labels, 2, params)
     assert ranking[0].feature == "decider"
     assert ranking[0].importance > 10 * max(abs(row.importance) for row in ranking[1:])
     assert [row.rank for row in ranking] == [1, 2, 3, 4, 5]
@@ -57,13 +81,10 @@ def test_the_deciding_feature_ranks_first(onnx_model: bytes, metric: str) -> Non
 
 def test_same_seed_same_ranking(onnx_model: bytes) -> None:
     features, labels, _ = _one_feature_decides()
-    session = onnx_session(onnx_model)
+    predict = _predict(onnx_model)
 
     def rank() -> dict[str, object]:
-        ranking = permutation_ranking(
-            lambda rows: predict_proba(session, rows), features, labels, NAMES, 2, PARAMS
-        )
-        return as_json(ranking, PARAMS)
+        return as_json(permutation_ranking(predict, features, labels, 2, PARAMS), PARAMS)
 
     assert rank() == rank()
 
@@ -71,7 +92,7 @@ def test_same_seed_same_ranking(onnx_model: bytes) -> None:
 def test_a_model_that_ignores_every_feature_has_zero_importance() -> None:
     features, labels, _ = _one_feature_decides(50)
     ranking = permutation_ranking(
-        lambda rows: np.tile([0.3, 0.7], (len(rows), 1)), features, labels, NAMES, 2, PARAMS
+        lambda rows: np.tile([0.3, 0.7], (len(rows), 1)), features, labels, 2, PARAMS
     )
     assert all(row.importance == 0 for row in ranking)
     assert [row.feature for row in ranking] == sorted(NAMES)  # ties: by name, stable

@@ -6,8 +6,10 @@ import pydantic
 import pytest
 import yaml
 
-from model.params import Params
+from model.contract import Contract
+from model.params import Params, contract_problems, load_checked
 from tests.conftest import REPO_ROOT
+from tests.tables import mixed_contract, write_mixed_table
 
 
 def _write(tmp_path: Path, mutate: dict[str, dict[str, object]]) -> Path:
@@ -42,3 +44,47 @@ def test_params_are_frozen() -> None:
     params = Params.load(REPO_ROOT / "params.yaml")
     with pytest.raises(pydantic.ValidationError):
         params.train.epochs = 1  # type: ignore[misc]
+
+
+def _with_directional(directional: dict[str, object]) -> Params:
+    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    raw["gate"]["behavior"]["directional"] = directional
+    return Params.model_validate(raw)
+
+
+def test_the_repository_params_fit_the_repository_contract(contract: Contract) -> None:
+    assert contract_problems(Params.load(REPO_ROOT / "params.yaml"), contract) == []
+
+
+def test_a_directional_check_on_a_feature_the_contract_lacks_is_named() -> None:
+    problems = contract_problems(_with_directional({"gone": "increases"}), mixed_contract())
+    assert any("gate.behavior.directional.gone" in p and "not a feature" in p for p in problems)
+
+
+def test_a_direction_needs_a_numeric_feature() -> None:
+    params = _with_directional({"Région": {"effect": "increases", "label": "red.0"}})
+    [problem] = contract_problems(params, mixed_contract())
+    assert "categorical" in problem
+
+
+def test_three_classes_need_the_class_named() -> None:
+    problems = contract_problems(_with_directional({"Size (cm)": "increases"}), mixed_contract())
+    assert any("name the class" in problem for problem in problems)
+    named = _with_directional({"Size (cm)": {"effect": "increases", "label": "red.0"}})
+    assert contract_problems(named, mixed_contract()) == []
+
+
+def test_an_unknown_class_is_named() -> None:
+    params = _with_directional({"Size (cm)": {"effect": "decreases", "label": "purple"}})
+    [problem] = contract_problems(params, mixed_contract())
+    assert "purple" in problem
+
+
+def test_load_checked_lists_every_problem(tmp_path: Path) -> None:
+    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    raw["gate"]["behavior"]["directional"] = {"a": "increases", "b": "decreases"}
+    params_path, contract_path = tmp_path / "params.yaml", tmp_path / "contract.yaml"
+    params_path.write_text(yaml.safe_dump(raw))
+    write_mixed_table(tmp_path)
+    with pytest.raises(ValueError, match=r"(?s)directional\.a.*directional\.b"):
+        load_checked(params_path, contract_path)

@@ -3,9 +3,11 @@
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
-from model.features import FeatureSchema
+from model.contract import Contract
+from model.features import FeatureSchema, encode, fit_schema, label_codes
 from model.network import checkpoint_bytes, load_checkpoint, save_checkpoint
 from model.params import TrainParams
 from model.train import history_csv, train
@@ -14,19 +16,20 @@ PARAMS = TrainParams(seed=7, hidden_units=(8,), epochs=60, learning_rate=0.05, w
 
 
 def _separable(rows: int = 200) -> tuple[np.ndarray, np.ndarray, FeatureSchema]:
-    """Two features on very different scales; the label is the sign of the first."""
+    """Two features on very different scales, encoded as `prepare` fits them; the label is the
+    sign of the first."""
     rng = np.random.default_rng(0)
-    features = np.column_stack([rng.normal(size=rows), rng.normal(1000, 300, size=rows)])
-    labels = (features[:, 0] > 0).astype(np.int64)
-    schema = FeatureSchema(
-        feature_names=("signal", "noise"),
-        label_name="y",
-        labels=("neg", "pos"),
-        positive_label="pos",
-        mean=tuple(features.mean(axis=0).tolist()),
-        std=tuple(features.std(axis=0).tolist()),
+    frame = pd.DataFrame({"signal": rng.normal(size=rows), "noise": rng.normal(1000, 300, rows)})
+    frame["y"] = np.where(frame["signal"] > 0, "pos", "neg")
+    contract = Contract.parse(
+        {
+            "label": {"name": "y", "values": ["neg", "pos"]},
+            "features": [{"name": "signal"}, {"name": "noise"}],
+            "table": {"min_rows": 1, "max_duplicate_fraction": 1, "min_class_fraction": 0},
+        }
     )
-    return features.astype(np.float32), labels, schema
+    schema = fit_schema(frame, contract)
+    return encode(frame, schema), label_codes(frame, schema), schema
 
 
 def test_same_params_give_identical_weights() -> None:
@@ -38,7 +41,7 @@ def test_same_params_give_identical_weights() -> None:
 
 
 def test_learns_a_separable_problem_despite_feature_scales() -> None:
-    """The folded-in scaling lets the MLP fit features of any magnitude."""
+    """The fitted scaling lets the MLP fit features of any magnitude."""
     features, labels, schema = _separable()
     _, history = train(features, labels, schema, PARAMS, validation=(features, labels))
     assert history[-1]["val_accuracy"] > 0.95
