@@ -61,7 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     contract = Contract.load(args.contract)
     text = [f.name for f in contract.features if f.kind == "categorical"] + [contract.label.name]
-    frame = pd.read_csv(args.data, dtype=dict.fromkeys(text, str)).loc[:, list(contract.columns)]
+    raw = pd.read_csv(args.data, dtype=dict.fromkeys(text, str))
+    # Ignored columns ride along (never trained on): ids for a person reading a split, and the
+    # inputs a baseline model may still need after a feature moved to `ignore`.
+    carried = [name for name in contract.ignore if name in raw.columns]
+    frame = raw.loc[:, [*contract.columns, *carried]]
     params = Params.load().prepare
     splits = split(frame, contract.label.name, params)
     for name in ("train", "val", "test"):

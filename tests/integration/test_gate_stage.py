@@ -10,16 +10,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import yaml
 
+from model.params import Params
 from reporting.card import SECTIONS
+from tests.conftest import REPO_ROOT
 from tests.pipeline_fixtures import VENV_BIN, dvc, run, stages_run
 
 pytestmark = pytest.mark.slow
 
-MODEL_NAME = "breast-cancer-classifier"
+MODEL_NAME = Params.load(REPO_ROOT / "params.yaml").registry.model_name
 GATE_ARGS = [
     "data/prepared",
     "data/contract.yaml",
@@ -130,12 +131,15 @@ def test_an_onnx_model_that_disagrees_with_torch_is_stopped_by_parity(repo_copy:
     import torch
 
     from model.export import to_onnx
+    from model.features import FeatureSchema, read_split
     from model.network import Classifier
 
+    schema = FeatureSchema.load(repo_copy / "data/prepared/features.json")
+    frame, _ = read_split(repo_copy / "data/prepared/test.csv", schema)
     torch.manual_seed(123)
-    impostor = Classifier(30, (32, 16), 2).eval()
+    impostor = Classifier(len(schema.encoded_names), (32, 16), len(schema.labels)).eval()
     onnx_path = repo_copy / "models/model.onnx"
-    onnx_path.write_bytes(to_onnx(impostor, np.ones((4, 30), dtype=np.float32), 18))
+    onnx_path.write_bytes(to_onnx(impostor, schema, frame, 18))
     args = [*GATE_ARGS, "--baseline", "none", "--no-register"]
     result = run(repo_copy, str(VENV_BIN / "python"), "-m", "model.gate", *args, check=False)
     assert result.returncode == 1
@@ -169,3 +173,29 @@ def test_an_unknown_git_baseline_falls_back_to_floors_and_says_so(repo_copy: Pat
     baseline = _gate_report(repo_copy)["baseline"]
     assert baseline["kind"] == "none"
     assert "not found" in baseline["note"]
+
+
+def test_a_changed_feature_set_is_reported_as_breaking_not_a_crash(repo_copy: Path) -> None:
+    """A feature moved to `ignore` with a champion registered: each model is measured on its
+    own inputs, and the candidate is marked breaking in gate.json and the registry."""
+    client = _client(repo_copy)
+    [version] = _versions(repo_copy)
+    client.set_registered_model_alias(MODEL_NAME, "champion", version.version)
+    contract = yaml.safe_load((repo_copy / "data/contract.yaml").read_text())
+    dropped = contract["features"].pop()["name"]
+    contract["ignore"] = [*contract.get("ignore", []), dropped]
+    (repo_copy / "data/contract.yaml").write_text(yaml.safe_dump(contract, sort_keys=False))
+    params = yaml.safe_load((repo_copy / "params.yaml").read_text())
+    params["gate"]["behavior"]["directional"].pop(dropped, None)
+    (repo_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    result = dvc(repo_copy, "repro", "gate", check=False)
+    report = _gate_report(repo_copy)
+    [schema_check] = [c for c in report["checks"] if c["name"] == "input_schema"]
+    assert "Traceback" not in result.stderr
+    assert schema_check["value"] == "breaking"
+    assert f"removed: {dropped}" in schema_check["why"]
+    assert report["breaking"] is True
+    assert "latency/p99_ratio" in {f"{c['gate']}/{c['name']}" for c in report["checks"]}
+    if report["registered"]:
+        new = client.get_model_version(MODEL_NAME, report["registered"]["version"])
+        assert new.tags["breaking"] == "true"
