@@ -195,7 +195,7 @@ def interface_checks(
     expected_numeric = [f.name for f in contract.features if f.kind != "categorical"]
     expected_categorical = [f.name for f in contract.features if f.kind == "categorical"]
     expectations: list[tuple[str, object, object]] = [
-        ("inputs_described", layout is not None, True),
+        ("inputs_described", "yes" if layout is not None else "no", "yes"),
         ("feature_order", list(info["feature_names"]), list(contract.feature_names)),
         ("feature_kinds", [i["kind"] for i in info["inputs"]], [f.kind for f in contract.features]),
         ("labels", list(info["labels"]), list(contract.label.values)),
@@ -207,8 +207,9 @@ def interface_checks(
         ("categorical", expected_categorical, "tensor(string)"),
     ):
         graph_input = graph_inputs.get(tensor)
-        if not names:
-            expectations.append((f"{tensor}_input", graph_input is None, True))
+        if not names:  # no feature of this kind: the graph must not ask for the tensor
+            present = "present" if graph_input is not None else "absent"
+            expectations.append((f"{tensor}_input", present, "absent"))
             continue
         shape = graph_input.shape if graph_input is not None else [None, None]
         expectations += [
