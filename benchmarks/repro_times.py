@@ -5,7 +5,9 @@ clone  plain `dvc repro` in a fresh clone: reruns only what git does not carry (
 warm   `dvc repro` with nothing changed: what every re-run of `make pipeline` pays
 
 Each is repeated (interleaved, new clone per round) and the median printed, as this machine is
-shared and noisy. Results also go to benchmarks/results/repro.json.
+shared and noisy. `--against REV` times another revision in the same rounds, alternating which
+goes first, and prints the ratio of the two cold runs: what a change costs, noise cancelled.
+Results also go to benchmarks/results/repro.json.
 """
 
 from __future__ import annotations
@@ -41,9 +43,10 @@ def _timed(command: list[str], cwd: Path) -> float:
     return time.perf_counter() - start
 
 
-def one_round(scratch: Path) -> dict[str, float]:
+def one_round(scratch: Path, rev: str = "HEAD") -> dict[str, float]:
     clone = scratch / "clone"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
+    subprocess.run(["git", "checkout", "--quiet", rev], cwd=clone, check=True)
     dvc = str(VENV_BIN / "dvc")
     times = {"clone": _timed([dvc, "repro"], clone)}
     times["warm"] = _timed([dvc, "repro"], clone)
@@ -55,17 +58,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3, help="fresh clones to time (default 3)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/repro.json")
+    parser.add_argument("--against", metavar="REV", help="also time this revision, interleaved")
     args = parser.parse_args(argv)
 
-    rounds = []
+    rounds: list[dict[str, float]] = []
+    other: list[dict[str, float]] = []
     for index in range(args.rounds):
-        with tempfile.TemporaryDirectory() as scratch:
-            rounds.append(one_round(Path(scratch)))
-        print(
-            f"round {index + 1}/{args.rounds}: "
-            + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in rounds[-1].items()),
-            flush=True,
-        )
+        order = [("HEAD", rounds)] + ([(args.against, other)] if args.against else [])
+        for rev, results in order if index % 2 == 0 else order[::-1]:
+            with tempfile.TemporaryDirectory() as scratch:
+                results.append(one_round(Path(scratch), rev))
+            print(
+                f"round {index + 1}/{args.rounds} {rev}: "
+                + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in results[-1].items()),
+                flush=True,
+            )
     medians = {name: statistics.median(r[name] for r in rounds) for name in rounds[0]}
     print(f"\ndvc repro, median of {args.rounds} (committed HEAD, {os.cpu_count()} cores):")
     for name, label in [
@@ -75,7 +82,16 @@ def main(argv: list[str] | None = None) -> int:
     ]:
         print(f"  {label:<32} {medians[name]:6.1f} s")
     print(f"  cold / warm                      {medians['cold'] / medians['warm']:6.1f}x")
-    write_json_atomically(args.out, {"rounds": rounds, "median_seconds": medians})
+    summary: dict[str, object] = {"rounds": rounds, "median_seconds": medians}
+    if args.against:
+        ratios = [mine["cold"] / theirs["cold"] for mine, theirs in zip(rounds, other, strict=True)]
+        theirs_cold = statistics.median(r["cold"] for r in other)
+        print(f"  cold at {args.against:<24} {theirs_cold:6.1f} s")
+        print(
+            f"  cold HEAD / {args.against:<20} {statistics.median(ratios):6.2f}x (median of rounds)"
+        )
+        summary["against"] = {"rev": args.against, "rounds": other, "cold_ratios": ratios}
+    write_json_atomically(args.out, summary)
     return 0
 
 
