@@ -2,10 +2,12 @@
 
 Rendered from the stage outputs only (gate, metrics and their intervals, feature importance,
 model metadata, params, the data contract) plus `model/card.yaml`, the few things no output
-can say: intended use, users, what is out of scope and known limitations. `render_card` is pure
-and deterministic; `main` reads the files, writes reports/model_card.md atomically and, when
-the gate registered the model, logs the card to the version's run and tags the version with it.
-The `package` stage then ships the same file inside the Bento.
+can say: intended use, users, what is out of scope and known limitations. Inputs, classes and the
+dataset come from the model's metadata and the contract, so the card fits whatever table the
+model was trained on. `render_card` is pure and deterministic; `main` reads the files, writes
+reports/model_card.md atomically and, when the gate registered the model, logs the card to the
+version's run and tags the version with it. The `package` stage then ships the same file inside
+the Bento.
 """
 
 from __future__ import annotations
@@ -22,16 +24,27 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from model.atomic import write_text_atomically
-from model.contract import Contract
+from model.contract import CategoricalFeature, Contract, NumericFeature
+from model.inputs import RawInput
 from model.params import Params
-from reporting.render import METRIC_ORDER, NONE, importance_table, markdown_table
+from reporting.render import (
+    METRIC_ORDER,
+    NONE,
+    importance_table,
+    input_schema,
+    is_breaking,
+    markdown_table,
+    schema_change,
+)
 
 Json = dict[str, Any]
 CARD_ARTIFACT = "model_card.md"
-GATE_ORDER = ("metric", "behavior", "latency", "parity", "edge")
+GATE_ORDER = ("metric", "behavior", "latency", "parity", "interface", "edge")
+PLACEHOLDER = "TODO:"  # a card.yaml value starting with this is a hint for the team, not a fact
 SECTIONS = (  # the card's outline, after the title table; every one is always rendered
     "## Intended use",
     "## Data",
+    "## Inputs",
     "## Training",
     "## Metrics",
     "## Gate results",
@@ -53,6 +66,16 @@ class CardFacts(BaseModel):
     limitations: tuple[str, ...] = ()
 
 
+def placeholders(facts: Mapping[str, Any]) -> list[str]:
+    """The card.yaml keys still holding a `TODO:` hint."""
+    found = []
+    for key, value in facts.items():
+        values = [value] if isinstance(value, str) else list(value or [])
+        if any(str(item).strip().startswith(PLACEHOLDER) for item in values):
+            found.append(key)
+    return found
+
+
 @dataclass(frozen=True)
 class CardInputs:
     facts: Json  # model/card.yaml
@@ -60,7 +83,7 @@ class CardInputs:
     gate: Json
     metrics: Json
     params: Json  # params.yaml as read
-    contract: Json
+    contract: Contract
     confidence: Json | None = None
     importance: Json | None = None
     validation: Json | None = None
@@ -70,12 +93,24 @@ def _fixed(value: object, digits: int = 4) -> str:
     return f"{value:.{digits}f}" if isinstance(value, int | float) else NONE
 
 
+def _fact(text: object) -> str:
+    """A card.yaml value on one line; a `TODO:` hint shows as a visible gap, not as a claim."""
+    words = " ".join(str(text).split())
+    if words.startswith(PLACEHOLDER):
+        return f"_Not written yet: {words.removeprefix(PLACEHOLDER).strip()}_"
+    return words
+
+
 def _bullets(items: Sequence[object] | str | None) -> list[str]:
     if not items:
         return []
     if isinstance(items, str):
-        return [f"- {items.strip()}"]
-    return [f"- {' '.join(str(item).split())}" for item in items]
+        return [f"- {_fact(items)}"]
+    return [f"- {_fact(item)}" for item in items]
+
+
+def _names(names: Sequence[str]) -> str:
+    return ", ".join(f"`{name}`" for name in names)
 
 
 def _title(inputs: CardInputs) -> list[str]:
@@ -101,8 +136,20 @@ def _title(inputs: CardInputs) -> list[str]:
         ],
         ["Trained at commit", f"`{str(model.get('training_commit', 'unknown'))[:12]}`"],
         ["Baseline", _baseline(inputs.gate)],
+        ["Inputs", f"{len(_raw_inputs(inputs))} raw features; {_schema_status(inputs.gate)}"],
     ]
     return [title, "", *markdown_table(["", ""], rows)]
+
+
+def _schema_status(gate: Json) -> str:
+    """The inputs against the baseline's, as the gate's interface check judged them."""
+    change = schema_change(gate)
+    if is_breaking(gate):
+        return f"**breaking input change** against the baseline ({change})"
+    if change:
+        return f"changed compatibly against the baseline ({change})"
+    value = (input_schema(gate) or {}).get("value")
+    return "the same as the baseline's" if value == "same" else "not compared with a baseline"
 
 
 def _baseline(gate: Json) -> str:
@@ -113,40 +160,139 @@ def _baseline(gate: Json) -> str:
 
 
 def _intended_use(facts: Json) -> list[str]:
-    lines = ["## Intended use", "", " ".join(str(facts.get("intended_use", NONE)).split()), ""]
+    lines = ["## Intended use", "", _fact(facts.get("intended_use", NONE)), ""]
     lines += [
-        f"- **Users**: {facts.get('users', NONE)}",
-        f"- **Owners**: {facts.get('owners', NONE)}",
+        f"- **Users**: {_fact(facts.get('users', NONE))}",
+        f"- **Owners**: {_fact(facts.get('owners', NONE))}",
     ]
     out_of_scope = _bullets(facts.get("out_of_scope"))
     return [*lines, "", "**Out of scope**:", "", *out_of_scope] if out_of_scope else lines
 
 
+def _labels(inputs: CardInputs) -> tuple[list[str], str | None]:
+    """The classes in output order and the positive one (binary only): the model's own word
+    first, the contract's for a model.json that predates them."""
+    label = inputs.contract.label
+    labels = [str(name) for name in inputs.model.get("labels") or label.values]
+    positive = inputs.model.get("positive_label", label.positive_label)
+    return labels, (str(positive) if positive is not None and len(labels) == 2 else None)
+
+
+def _label_line(inputs: CardInputs) -> str:
+    labels, positive = _labels(inputs)
+    line = (
+        f"- **Label**: `{inputs.contract.label.name}`, {len(labels)} classes in output order: "
+        f"{_names(labels)}; "
+    )
+    if positive is not None:
+        return line + f"positive class `{positive}` (ROC and precision-recall are drawn for it)"
+    return line + "no positive class (ROC AUC is one-vs-rest, F1 macro-averaged over classes)"
+
+
 def _data(inputs: CardInputs) -> list[str]:
-    dataset = inputs.contract.get("dataset") or {}
-    label = inputs.contract.get("label") or {}
+    dataset = inputs.contract.dataset
     prepare = inputs.params.get("prepare", {})
     validation = inputs.validation or {}
     lines = ["## Data", ""]
-    if dataset:
-        link = f" ({dataset['url']})" if dataset.get("url") else ""
-        lines.append(f"- **Dataset**: {dataset.get('name')}{link}")
-        lines.append(f"- **Source**: {dataset.get('source')}")
-        lines.append(f"- **Licence**: {dataset.get('licence')}")
+    if dataset is not None:
+        link = f" ({dataset.url})" if dataset.url else ""
+        lines.append(f"- **Dataset**: {dataset.name}{link}")
+        lines.append(f"- **Source**: {dataset.source}")
+        lines.append(f"- **Licence**: {dataset.licence}")
     else:
         lines.append("- **Dataset**: not described (add `dataset:` to the data contract)")
     rows = validation.get("rows")
+    ignored = inputs.contract.ignore
     lines += [
         f"- **File**: `{validation.get('data', 'unknown')}`"
         + (f", {rows:,} rows" if isinstance(rows, int) else "")
         + f", md5 `{inputs.model.get('data_md5', 'unknown')}`",
-        f"- **Label**: `{label.get('name')}`, classes {', '.join(label.get('values', []))} "
-        f"(positive: {label.get('positive')}); {len(inputs.model.get('feature_names', []))} "
-        "features",
+        _label_line(inputs),
+        f"- **Features**: {len(_raw_inputs(inputs))} (listed under Inputs)"
+        + (f"; columns left out of the model: {_names(ignored)}" if ignored else ""),
         f"- **Splits**: test {prepare.get('test_fraction')}, validation "
         f"{prepare.get('val_fraction')}, the rest training; seed {prepare.get('seed')}",
     ]
     return lines
+
+
+def _raw_inputs(inputs: CardInputs) -> list[RawInput]:
+    """What clients send, in the model's order: model.json's `inputs`, else the contract's."""
+    described = inputs.model.get("inputs")
+    if described:
+        return [RawInput.model_validate(item) for item in described]
+    return [
+        RawInput(
+            name=feature.name,
+            kind=feature.kind,
+            nullable=feature.nullable,
+            categories=feature.values if isinstance(feature, CategoricalFeature) else (),
+            unseen=feature.unseen if isinstance(feature, CategoricalFeature) else "reject",
+        )
+        for feature in inputs.contract.features
+    ]
+
+
+IMPUTATION = {  # the contract's `impute`, as the card says it
+    "median": "filled with the training median",
+    "mean": "filled with the training mean",
+    "most_frequent": "filled with the most frequent training value",
+    "missing": "kept as a category of its own",
+}
+
+
+def _nulls(item: RawInput, contract: Contract) -> str:
+    if not item.nullable:
+        return "no"
+    try:
+        feature = contract.feature(item.name)
+    except KeyError:
+        return "yes"
+    if feature.imputation == "constant":
+        return f"yes, filled with `{json.dumps(feature.fill)}`"
+    return f"yes, {IMPUTATION.get(feature.imputation, feature.imputation)}"
+
+
+def _values(item: RawInput, contract: Contract) -> str:
+    if item.kind == "boolean":
+        return "true or false"
+    if item.kind == "categorical":
+        unseen = "refused" if item.unseen == "reject" else "scored as one `(other)` value"
+        return f"{_names(item.categories)}; any other value is {unseen}"
+    feature = contract.feature(item.name) if item.name in contract.feature_names else None
+    if not isinstance(feature, NumericFeature):
+        return "any number"
+    low, high = feature.min, feature.max
+    kind = "integer" if feature.dtype == "int64" else "number"
+    if low is not None and high is not None:
+        return f"{kind} from {low:g} to {high:g}"
+    if low is not None or high is not None:
+        return f"{kind} {'≥' if low is not None else '≤'} {low if low is not None else high:g}"
+    return f"any {kind}"
+
+
+def _inputs(inputs: CardInputs) -> list[str]:
+    """Every raw input a client sends, with what the model does with nulls and unknown values."""
+    lines = ["## Inputs", ""]
+    change = schema_change(inputs.gate)
+    if is_breaking(inputs.gate):
+        lines += [
+            f"**Breaking input change** against the baseline: {change}. Clients of the "
+            "baseline would be refused.",
+            "",
+        ]
+    elif change:
+        lines += [f"Changed compatibly against the baseline: {change}.", ""]
+    lines += [
+        "Clients send raw values, one row per record; imputation, encoding and scaling are "
+        "inside the ONNX graph.",
+        "",
+    ]
+    rows = [
+        [f"`{item.name}`", item.kind, _nulls(item, inputs.contract), _values(item, inputs.contract)]
+        for item in _raw_inputs(inputs)
+    ]
+    return [*lines, *markdown_table(["input", "kind", "null allowed", "values"], rows)]
 
 
 def _training(params: Json) -> list[str]:
@@ -262,6 +408,7 @@ def render_card(inputs: CardInputs) -> str:
         _title(inputs),
         _intended_use(inputs.facts),
         _data(inputs),
+        _inputs(inputs),
         _training(inputs.params),
         _metrics(inputs),
         _gates(inputs.gate),
@@ -323,13 +470,21 @@ def main(argv: list[str] | None = None) -> int:
     if not gate.get("passed"):
         print(f"card: {args.gate} says the model failed its gates; no card", file=sys.stderr)
         return 1
+    facts = CardFacts.model_validate(_yaml(args.facts)).model_dump()
+    unwritten = placeholders(facts)
+    if unwritten:
+        print(
+            f"card: {args.facts} still has `{PLACEHOLDER}` hints in {', '.join(unwritten)}; "
+            "the card shows them as not written yet",
+            file=sys.stderr,
+        )
     inputs = CardInputs(
-        facts=CardFacts.model_validate(_yaml(args.facts)).model_dump(),
+        facts=facts,
         model=_json(args.model),
         gate=gate,
         metrics=_json(args.metrics),
         params=Params.load(args.params).model_dump(mode="json"),
-        contract=Contract.load(args.contract).model_dump(mode="json"),
+        contract=Contract.load(args.contract),
         confidence=_optional_json(args.confidence),
         importance=_optional_json(args.importance),
         validation=_optional_json(args.validation),

@@ -17,7 +17,9 @@ from reporting.render import load_inputs, render
 
 
 def render_command(args: argparse.Namespace) -> int:
-    inputs = load_inputs(args.reports, args.base_params, args.run_url, params=args.params)
+    inputs = load_inputs(
+        args.reports, args.base_params, args.run_url, params=args.params, contract=args.contract
+    )
     markdown = render(inputs)
     write_text_atomically(args.out, markdown)
     print(f"report -> {args.out}")
@@ -104,6 +106,12 @@ def parser() -> argparse.ArgumentParser:
     )
     render_parser.add_argument(
         "--base-params", type=Path, help="the base branch's params file, to show what changed"
+    )
+    render_parser.add_argument(
+        "--contract",
+        type=Path,
+        default=Path("data/contract.yaml"),
+        help="the data contract: the order of the label's classes in the confusion matrix",
     )
     render_parser.add_argument("--run-url", help="link to this CI run and its artifacts")
     render_parser.add_argument(

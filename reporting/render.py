@@ -2,15 +2,17 @@
 
 `render` is pure and deterministic (no timestamps), so its output is golden-tested; `load_inputs`
 does the reading and treats every file but the params as optional, because a pipeline that stops
-early (say, at validation) still deserves a report that says where it stopped.
+early (say, at validation) still deserves a report that says where it stopped. Nothing here knows
+a dataset: classes come from the plot files and the data contract, features from the reports.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import zip_longest
 from pathlib import Path
@@ -18,18 +20,22 @@ from typing import Any
 
 import yaml
 
+from model.contract import Contract, ContractError
 from model.importance import importance_label, rank_moves
 
 MARKER = "<!-- mlops-starter-report -->"  # first line; how the sticky comment is found again
-PASS, FAIL, SKIP = "✅", "❌", "⚪"
+PASS, FAIL, SKIP, WARN = "✅", "❌", "⚪", "⚠️"
 NONE = "—"
 CHART_POINTS = 21  # a curve is resampled on this many evenly spaced x values
+OPEN_CLASS_CHARTS = 4  # with more classes than this, the per-class curves start collapsed
 METRIC_ORDER = ("accuracy", "f1_macro", "roc_auc", "log_loss", "ece", "brier")
 CHECK_SUFFIXES = ("_vs_baseline", "_floor", "_ceiling")
+SCHEMA_CHECK = ("interface", "input_schema")  # (gate, name) of the input-schema comparison
 TOP_FEATURES = 10  # rows of the feature-importance table
 
 Json = dict[str, Any]
 Curve = tuple[tuple[float, float], ...]
+Curves = Mapping[str, Curve]  # class -> points, in file order; "" for a file without a class column
 
 
 @dataclass(frozen=True)
@@ -40,12 +46,14 @@ class ReportInputs:
     validation: Json | None = None
     load_test: Json | None = None
     rollout: Json | None = None
-    roc: Curve = ()  # (false positive rate, true positive rate)
-    precision_recall: Curve = ()  # (recall, precision)
+    roc: Curves = field(default_factory=dict)  # (false positive rate, true positive rate)
+    precision_recall: Curves = field(default_factory=dict)  # (recall, precision)
     params: Json | None = None
     base_params: Json | None = None
     run_url: str | None = None
     importance: Json | None = None  # reports/importance.json; the baseline's is in gate.json
+    confusion: tuple[tuple[str, str], ...] = ()  # (actual, predicted) class of each test row
+    labels: tuple[str, ...] = ()  # the contract's classes, in the model's output order
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -54,7 +62,7 @@ class ReportInputs:
 def _read_json(path: Path) -> Json | None:
     if not path.is_file():
         return None
-    data = json.loads(path.read_text())
+    data = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object")
     return data
@@ -64,7 +72,7 @@ def _read_yaml(path: Path | None) -> Json | None:
     """None for a missing or empty file: an empty base would show every key as added."""
     if path is None or not path.is_file():
         return None
-    data = yaml.safe_load(path.read_text())
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
     if data is None:
         return None
     if not isinstance(data, dict):
@@ -72,11 +80,29 @@ def _read_yaml(path: Path | None) -> Json | None:
     return data
 
 
-def _read_curve(path: Path, x: str, y: str) -> Curve:
+def _read_rows(path: Path) -> list[dict[str, str]]:
     if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _read_curves(path: Path, x: str, y: str) -> dict[str, Curve]:
+    """Points per class, in file order (binary: the positive class; else one per class)."""
+    curves: dict[str, list[tuple[float, float]]] = {}
+    for row in _read_rows(path):
+        curves.setdefault(row.get("class") or "", []).append((float(row[x]), float(row[y])))
+    return {name: tuple(points) for name, points in curves.items()}
+
+
+def _read_labels(contract: Path | None) -> tuple[str, ...]:
+    """The contract's classes; none when it is missing or broken (validation reports that)."""
+    if contract is None or not contract.is_file():
         return ()
-    with path.open(newline="") as handle:
-        return tuple((float(row[x]), float(row[y])) for row in csv.DictReader(handle))
+    try:
+        return Contract.load(contract).label.values
+    except ContractError:
+        return ()
 
 
 def load_inputs(
@@ -85,20 +111,28 @@ def load_inputs(
     run_url: str | None,
     *,
     params: Path | None = None,
+    contract: Path | None = None,
 ) -> ReportInputs:
-    """Read the report files under `reports`; `params` defaults to the params.yaml beside it."""
+    """Read the report files under `reports`; `params` and `contract` default to the project's
+    files beside it (params.yaml, data/contract.yaml)."""
     plots = reports / "plots"
     return ReportInputs(
         gate=_read_json(reports / "gate.json"),
         validation=_read_json(reports / "validation.json"),
         load_test=_read_json(reports / "load_test.json"),
         rollout=_read_json(reports / "rollout" / "summary.json"),
-        roc=_read_curve(plots / "roc.csv", "fpr", "tpr"),
-        precision_recall=_read_curve(plots / "precision_recall.csv", "recall", "precision"),
+        roc=_read_curves(plots / "roc.csv", "fpr", "tpr"),
+        precision_recall=_read_curves(plots / "precision_recall.csv", "recall", "precision"),
         params=_read_yaml(params if params is not None else reports.parent / "params.yaml"),
         base_params=_read_yaml(base_params),
         run_url=run_url,
         importance=_read_json(reports / "importance.json"),
+        confusion=tuple(
+            (row["actual"], row["predicted"]) for row in _read_rows(plots / "confusion.csv")
+        ),
+        labels=_read_labels(
+            contract if contract is not None else reports.parent / "data" / "contract.yaml"
+        ),
     )
 
 
@@ -146,6 +180,13 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> l
     return lines
 
 
+def _check_mark(check: Json) -> str:
+    """A breaking input change passes the gate, yet must not look like every other pass."""
+    if check.get("passed") and check.get("value") == "breaking":
+        return WARN
+    return _mark(check.get("passed"))
+
+
 def _failing_first(checks: Iterable[Json]) -> list[Json]:
     return sorted(checks, key=lambda check: bool(check.get("passed")))
 
@@ -155,12 +196,45 @@ def _failing_first(checks: Iterable[Json]) -> list[Json]:
 
 def _baseline_text(gate: Json) -> str:
     baseline = gate.get("baseline") or {}
-    note = baseline.get("note") or ""
+    notes = "; ".join(str(n) for n in (baseline.get("note"), baseline.get("measured")) if n)
     if baseline.get("kind", "none") == "none":
         text = "first run: no baseline, only absolute floors apply"
     else:
         text = f"{baseline.get('kind')} `{baseline.get('source')}`"
-    return f"{text} ({note})" if note else text
+    return f"{text} ({notes})" if notes else text
+
+
+def input_schema(gate: Json | None) -> Json | None:
+    """The interface gate's comparison of the candidate's inputs with the baseline's."""
+    checks = (gate or {}).get("checks", [])
+    return next((c for c in checks if (c.get("gate"), c.get("name")) == SCHEMA_CHECK), None)
+
+
+def is_breaking(gate: Json | None) -> bool:
+    """Clients of the baseline would be refused: the gate records it but does not block on it."""
+    check = input_schema(gate) or {}
+    return bool((gate or {}).get("breaking")) or check.get("value") == "breaking"
+
+
+def schema_change(gate: Json | None) -> str | None:
+    """What was added, removed or retyped, as the gate wrote it (without its own warning)."""
+    check = input_schema(gate) or {}
+    if check.get("value") not in ("changed", "breaking") and not is_breaking(gate):
+        return None
+    return str(check.get("why") or "").split(" (BREAKING")[0] or "the inputs changed"
+
+
+def schema_line(gate: Json | None) -> str | None:
+    """One line for the headline when the inputs changed; a breaking change is said loudly."""
+    change = schema_change(gate)
+    if change is None:
+        return None
+    if is_breaking(gate):
+        return (
+            f"{WARN} **Breaking input change**: {change}. Clients of the baseline would be "
+            "refused; the gate does not block on this, so agree on it before merging."
+        )
+    return f"Input schema changed, compatibly: {change}. Clients of the baseline keep working."
 
 
 def headline(inputs: ReportInputs) -> list[str]:
@@ -192,8 +266,13 @@ def headline(inputs: ReportInputs) -> list[str]:
     title = f"## {PASS} Model report: every check passed"
     if failing:
         title = f"## {FAIL} Model report: blocked by " + ", ".join(failing)
+    if is_breaking(gate):
+        title += f" ({WARN} breaking input change)"
     lines = [title, ""]
     lines += [f"- {_mark(passed)} {line}" for _, line, passed in parts]
+    schema = schema_line(gate)
+    if schema:
+        lines.insert(3, f"- {schema}")  # right under the gate's line
     if validation is None:
         lines.append(f"- {SKIP} Data validation: no report")
     if gate is not None:
@@ -285,6 +364,40 @@ def metrics_section(gate: Json | None) -> list[str]:
     return [*lines, *markdown_table(["metric", "candidate", "baseline", "delta", "checks"], rows)]
 
 
+def class_order(labels: Sequence[str], seen: Iterable[str]) -> list[str]:
+    """The contract's classes in output order, then any other class the files name, by name."""
+    return [*labels, *sorted(set(seen) - set(labels))]
+
+
+def confusion_section(confusion: Sequence[tuple[str, str]], labels: Sequence[str]) -> list[str]:
+    """N x N counts on the test split, with each class's recall (row) and precision (column)."""
+    if not confusion:
+        return []
+    counts = Counter(confusion)
+    classes = class_order(labels, {name for pair in confusion for name in pair})
+
+    def count(actual: str, predicted: str) -> str:
+        value = f"{counts[(actual, predicted)]:,}"
+        return f"**{value}**" if actual == predicted else value  # the diagonal is what is right
+
+    def share(right: int, total: int) -> str:
+        return _percent(right / total, 1) if total else NONE
+
+    rows = []
+    for actual in classes:
+        total = sum(counts[(actual, predicted)] for predicted in classes)
+        recall = share(counts[(actual, actual)], total)
+        rows.append([f"`{actual}`", *(count(actual, p) for p in classes), f"{total:,}", recall])
+    precision = [share(counts[(p, p)], sum(counts[(a, p)] for a in classes)) for p in classes]
+    rows.append(["precision", *precision, "", ""])
+    header = ["actual ↓ predicted →", *(f"`{name}`" for name in classes), "rows", "recall"]
+    intro = (
+        f"Test split, {len(confusion):,} rows, {len(classes)} classes: a row per actual class, "
+        "a column per predicted one."
+    )
+    return ["### Confusion matrix", "", intro, "", *markdown_table(header, rows)]
+
+
 def checks_section(gate: Json | None) -> list[str]:
     """Collapsed when all pass, open when something fails: the failure is what to read."""
     if gate is None:
@@ -294,7 +407,7 @@ def checks_section(gate: Json | None) -> list[str]:
     opening = "<details open>" if failed else "<details>"
     summary = f"<summary>All gate checks: {len(checks)}, {failed} failing</summary>"
     rows = [
-        [_mark(check.get("passed")), check.get("gate"), f"`{check.get('name')}`", check.get("why")]
+        [_check_mark(check), check.get("gate"), f"`{check.get('name')}`", check.get("why")]
         for check in checks
     ]
     return [
@@ -340,9 +453,10 @@ def importance_section(importance: Json | None, gate: Json | None) -> list[str]:
     features = importance.get("features", [])
     baseline = baseline_importance(gate)
     lines = ["### Top features", ""]
+    shown = f"top {TOP_FEATURES} of {len(features)}" if len(features) > TOP_FEATURES else "all"
     lines.append(
-        f"Permutation importance of the ONNX model on the test split, top {TOP_FEATURES} of "
-        f"{len(features)}." + ("" if baseline else " No baseline model to compare ranks with.")
+        f"Permutation importance of the ONNX model on the test split, {shown} features."
+        + ("" if baseline else " No baseline model to compare ranks with.")
     )
     if baseline:
         top = {row["feature"] for row in features[:TOP_FEATURES]}
@@ -438,8 +552,9 @@ def edge_section(gate: Json | None) -> list[str]:
         ["int8", f"{int8_bytes / 1024:.1f} KiB", _fixed(edge["int8_accuracy"])],
     ]
     drop = edge["fp32_accuracy"] - edge["int8_accuracy"]
-    smaller = 1 - int8_bytes / fp32_bytes
-    summary = f"int8 is {_percent(smaller, 1)} smaller; accuracy drop {_signed(drop)}."
+    smaller = 1 - int8_bytes / fp32_bytes  # negative for a tiny model: quantizing adds nodes
+    size = f"{_percent(abs(smaller), 1)} {'smaller' if smaller >= 0 else 'larger'}"
+    summary = f"int8 is {size}; accuracy drop {_signed(drop)}."
     return [*lines, *markdown_table(["model", "size", "accuracy"], rows), "", summary]
 
 
@@ -487,6 +602,11 @@ def precision_at(curve: Curve, recall: float) -> float:
     return max((precision for x, precision in curve if x >= recall - 1e-9), default=0.0)
 
 
+def _chart_text(text: str) -> str:
+    """A Mermaid string is double-quoted and on one line."""
+    return " ".join(text.replace('"', "'").split())
+
+
 def _line_chart(
     title: str, x_title: str, y_title: str, points: list[tuple[float, float]]
 ) -> list[str]:
@@ -495,7 +615,7 @@ def _line_chart(
     return [
         "```mermaid",
         "xychart-beta",
-        f'    title "{title}"',
+        f'    title "{_chart_text(title)}"',
         f'    x-axis "{x_title}" [{labels}]',
         f'    y-axis "{y_title}" 0 --> 1',
         f"    line [{values}]",
@@ -518,26 +638,65 @@ def _bar_chart(title: str, y_title: str, bars: list[tuple[str, float]]) -> list[
     ]
 
 
+def _whose(name: str, one_vs_rest: bool) -> str:
+    """What a curve is drawn for, for its title."""
+    if not name:
+        return ""
+    return f", {name} against the rest" if one_vs_rest else f", positive class {name}"
+
+
+def curve_classes(inputs: ReportInputs) -> list[str]:
+    """The classes with a curve (binary: the positive one), in the contract's order."""
+    drawn = {*inputs.roc, *inputs.precision_recall}
+    return [name for name in class_order(inputs.labels, drawn) if name in drawn]
+
+
+def curve_charts(
+    inputs: ReportInputs, classes: Sequence[str], one_vs_rest: bool
+) -> list[list[str]]:
+    """A ROC and a precision-recall chart per class. With several classes, one chart per class:
+    a Mermaid xychart has no legend, so one line per class in one chart could not be told apart.
+    """
+    charts = []
+    for name in classes:
+        whose = _whose(name, one_vs_rest)
+        if name in inputs.roc:
+            points = resample(inputs.roc[name], roc_at)
+            title = f"ROC curve{whose}"
+            charts.append(_line_chart(title, "false positive rate", "true positive rate", points))
+        if name in inputs.precision_recall:
+            points = resample(inputs.precision_recall[name], precision_at)
+            title = f"Precision-recall (interpolated){whose}"
+            charts.append(_line_chart(title, "recall", "precision", points))
+    return charts
+
+
+def _collapsible(summary: str, charts: list[list[str]], is_open: bool) -> list[str]:
+    lines = ["<details open>" if is_open else "<details>", f"<summary>{summary}</summary>"]
+    for chart in charts:
+        lines += ["", *chart]
+    return [*lines, "", "</details>"]
+
+
 def charts_section(inputs: ReportInputs) -> list[str]:
-    charts: list[list[str]] = []
-    if inputs.roc:
-        points = resample(inputs.roc, roc_at)
-        charts.append(_line_chart("ROC curve", "false positive rate", "true positive rate", points))
-    if inputs.precision_recall:
-        points = resample(inputs.precision_recall, precision_at)
-        charts.append(_line_chart("Precision-recall (interpolated)", "recall", "precision", points))
+    classes = curve_classes(inputs)
+    one_vs_rest = len(inputs.labels) > 2 if inputs.labels else len(classes) > 1
+    curves = curve_charts(inputs, classes, one_vs_rest)
     latency = (inputs.gate or {}).get("latency") or {}
     bars = [
         (name, float(latency[name]["p99_ms"]))
         for name in ("candidate", "baseline", "int8")
         if latency.get(name, {}).get("p99_ms") is not None
     ]
-    if bars:
-        charts.append(_bar_chart("Single-row p99 latency (ms)", "p99 (ms)", bars))
-    if not charts:
+    latency_chart = [_bar_chart("Single-row p99 latency (ms)", "p99 (ms)", bars)] if bars else []
+    if not curves and not latency_chart:
         return []
     lines = ["### Charts"]
-    for chart in charts:
+    if one_vs_rest and curves:
+        summary = f"ROC and precision-recall, each of {len(classes)} classes against the rest"
+        lines += ["", *_collapsible(summary, curves, len(classes) <= OPEN_CLASS_CHARTS)]
+        curves = []
+    for chart in [*curves, *latency_chart]:
         lines += ["", *chart]
     return lines
 
@@ -600,6 +759,7 @@ def render(inputs: ReportInputs) -> str:
         headline(inputs),
         validation_section(inputs.validation),
         metrics_section(inputs.gate),
+        confusion_section(inputs.confusion, inputs.labels),
         checks_section(inputs.gate),
         importance_section(inputs.importance, inputs.gate),
         params_section(inputs.params, inputs.base_params),

@@ -1,9 +1,11 @@
 """The pull-request report renders the same Markdown for the same inputs.
 
 Golden files: each case under tests/fixtures/report/<case>/ holds report files shaped like the real
-ones (reports/gate.json, validation.json, ..., params.yaml, optional base_params.yaml) and the
-expected Markdown in expected.md. After an intended change to the report, regenerate the goldens
-and review the diff:
+ones (reports/gate.json, validation.json, ..., params.yaml, optional base_params.yaml,
+data/contract.yaml) and the expected Markdown in expected.md. The binary cases use a generic
+30-feature table; `multiclass` is a real run on the generated mixed table of tests/tables.py
+(3 classes), judged against a baseline whose inputs it broke. After an intended change to the
+report, regenerate the goldens and review the diff:
 
     UPDATE_GOLDEN=1 .venv/bin/pytest tests/unit/test_report_render.py
 """
@@ -20,6 +22,7 @@ from reporting.cli import main
 from reporting.render import (
     MARKER,
     ReportInputs,
+    confusion_section,
     load_inputs,
     params_diff,
     precision_at,
@@ -33,7 +36,9 @@ RUN_URLS = {
     "passing": "https://github.com/owner/repo/actions/runs/1234",
     "failing": None,
     "first_run": None,
+    "multiclass": None,
 }
+CHARTS = {"passing": 3, "failing": 3, "first_run": 3, "multiclass": 7}  # 3 classes x 2 + latency
 MERMAID_BLOCK = re.compile(r"^```mermaid\n(.*?)^```$", re.DOTALL | re.MULTILINE)
 
 
@@ -60,7 +65,7 @@ def test_marker_is_the_first_line(case: str) -> None:
 def test_every_mermaid_block_is_a_closed_xychart(case: str) -> None:
     markdown = render(_inputs(case))
     blocks = MERMAID_BLOCK.findall(markdown)
-    assert len(blocks) == 3
+    assert len(blocks) == CHARTS[case]
     assert markdown.count("```") == 2 * len(blocks)
     for block in blocks:
         lines = block.splitlines()
@@ -84,12 +89,95 @@ def test_failing_gate_checks_come_first() -> None:
     assert first_row.startswith("| ❌ | metric | `roc_auc_vs_baseline` |")
 
 
+def test_a_breaking_input_change_is_stated_under_the_verdict() -> None:
+    lines = render(_inputs("multiclass")).splitlines()
+    assert lines[2].endswith("(⚠️ breaking input change)")
+    assert lines[5].startswith("- ⚠️ **Breaking input change**: removed: count; retyped: Région.")
+    assert "Clients of the baseline would be refused" in lines[5]
+
+
+def test_the_breaking_schema_check_is_flagged_in_the_checks_table() -> None:
+    markdown = render(_inputs("multiclass"))
+    assert "| ⚠️ | interface | `input_schema` | removed: count;" in markdown
+
+
+@pytest.mark.parametrize("case", ["passing", "first_run"])
+def test_unchanged_or_unknown_inputs_add_no_schema_line(case: str) -> None:
+    markdown = render(_inputs(case))
+    assert "input change" not in markdown
+    assert "Input schema changed" not in markdown
+    assert "| ✅ | interface | `input_schema` |" in markdown
+
+
+def test_a_compatible_input_change_is_said_without_alarm() -> None:
+    markdown = render(_inputs("failing"))
+    assert "- Input schema changed, compatibly: added: visits." in markdown
+    assert "breaking" not in markdown.lower()
+
+
+def test_three_classes_get_one_roc_and_one_pr_curve_each() -> None:
+    titles = re.findall(r'^    title "(.*)"$', render(_inputs("multiclass")), re.MULTILINE)
+    assert titles[:6] == [
+        f"{curve}, {name} against the rest"
+        for name in ("ämber", "blue/green", "red.0")
+        for curve in ("ROC curve", "Precision-recall (interpolated)")
+    ]
+
+
+def test_many_classes_start_with_their_curves_collapsed() -> None:
+    curve = ((0.0, 0.0), (0.5, 0.8), (1.0, 1.0))
+    names = tuple(f"class {index}" for index in range(6))
+    markdown = render(ReportInputs(gate=None, roc=dict.fromkeys(names, curve), labels=names))
+    summary = "<summary>ROC and precision-recall, each of 6 classes against the rest</summary>"
+    assert f"<details>\n{summary}" in markdown
+    assert markdown.count("```mermaid") == 6
+
+
+def test_a_binary_label_gets_one_curve_pair_for_its_positive_class() -> None:
+    titles = re.findall(r'^    title "(.*)"$', render(_inputs("passing")), re.MULTILINE)
+    assert titles[:2] == [
+        "ROC curve, positive class yes",
+        "Precision-recall (interpolated), positive class yes",
+    ]
+
+
+def test_a_multiclass_report_names_no_positive_class() -> None:
+    assert "positive class" not in render(_inputs("multiclass"))
+
+
+def test_the_confusion_matrix_is_n_by_n_in_the_contracts_class_order() -> None:
+    confusion = [("c", "c"), ("a", "b"), ("b", "b"), ("a", "a"), ("a", "a")]
+    table = confusion_section(confusion, ["c", "a", "b"])
+    assert table[4:9] == [
+        "| actual ↓ predicted → | `c` | `a` | `b` | rows | recall |",
+        "|---|---|---|---|---|---|",
+        "| `c` | **1** | 0 | 0 | 1 | 100.0% |",
+        "| `a` | 0 | **2** | 1 | 3 | 66.7% |",
+        "| `b` | 0 | 0 | **1** | 1 | 100.0% |",
+    ]
+    assert table[9] == "| precision | 100.0% | 100.0% | 50.0% |  |  |"
+
+
+def test_a_class_never_seen_in_the_test_split_still_gets_its_row() -> None:
+    table = confusion_section([("a", "a")], ["a", "b"])
+    assert "| `b` | 0 | **0** | 0 | — |" in table
+
+
+def test_old_plot_files_without_a_class_column_still_chart(tmp_path: Path) -> None:
+    plots = tmp_path / "reports" / "plots"
+    plots.mkdir(parents=True)
+    (plots / "roc.csv").write_text("fpr,tpr\n0,0\n0,0.9\n1,1\n")
+    markdown = render(load_inputs(tmp_path / "reports", None, None))
+    assert '    title "ROC curve"' in markdown
+
+
 def test_missing_optional_files_leave_their_sections_out(tmp_path: Path) -> None:
     markdown = render(load_inputs(tmp_path / "reports", None, None))
     assert markdown.startswith(MARKER + "\n")
     assert "no gate report" in markdown
     assert "### Load test SLO" not in markdown
     assert "### Rollout" not in markdown
+    assert "### Confusion matrix" not in markdown
     assert "```mermaid" not in markdown
 
 
