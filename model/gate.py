@@ -234,39 +234,47 @@ def interface_checks(
     return checks
 
 
+def input_changes(candidate: InputLayout, baseline: InputLayout) -> dict[str, list[str]]:
+    """Features added, removed and retyped (kind or category set) against the baseline, and those
+    that newly refuse null."""
+    before = {item.name: item for item in baseline.inputs}
+    after = {item.name: item for item in candidate.inputs}
+    shared = [name for name in after if name in before]
+    return {
+        "added": [name for name in after if name not in before],
+        "removed": [name for name in before if name not in after],
+        "retyped": [
+            name
+            for name in shared
+            if (after[name].kind, after[name].categories)
+            != (before[name].kind, before[name].categories)
+        ],
+        "now_required": [
+            name for name in shared if before[name].nullable and not after[name].nullable
+        ],
+        "added_required": [
+            name for name in after if name not in before and not after[name].nullable
+        ],
+    }
+
+
 def input_schema_check(candidate: InputLayout, baseline: InputLayout | None) -> Check:
     """Features added, removed or retyped against the baseline: a fact to report, not a failure.
     `value` is "breaking" when clients of the baseline would be refused by the candidate."""
     if baseline is None:
         return Check("interface", "input_schema", True, "unknown", None, "no baseline inputs")
-    before = {item.name: item for item in baseline.inputs}
-    after = {item.name: item for item in candidate.inputs}
-    added = [name for name in after if name not in before]
-    removed = [name for name in before if name not in after]
-    retyped = [
-        name
-        for name in after
-        if name in before
-        and (after[name].kind, after[name].categories)
-        != (before[name].kind, before[name].categories)
+    changes = input_changes(candidate, baseline)
+    breaking = any(changes[key] for key in ("removed", "retyped", "now_required", "added_required"))
+    listed = [
+        f"{label}: {', '.join(changes[label])}"
+        for label in ("added", "removed", "retyped")
+        if changes[label]
     ]
-    breaking = bool(
-        removed
-        or retyped
-        or [name for name in added if not after[name].nullable]
-        or [n for n in after if n in before and before[n].nullable and not after[n].nullable]
-    )
-    changes = [
-        f"{label}: {', '.join(names)}"
-        for label, names in (("added", added), ("removed", removed), ("retyped", retyped))
-        if names
-    ]
-    if not changes and not breaking:
-        why = "same inputs as the baseline"
-    else:
-        why = "; ".join(changes) or "nullability changed"
-        why += " (BREAKING: clients of the baseline would be refused)" if breaking else ""
-    value = "breaking" if breaking else ("changed" if changes else "same")
+    if changes["now_required"]:
+        listed.append(f"null no longer allowed: {', '.join(changes['now_required'])}")
+    why = "; ".join(listed) or "same inputs as the baseline"
+    why += " (BREAKING: clients of the baseline would be refused)" if breaking else ""
+    value = "breaking" if breaking else ("changed" if listed else "same")
     return Check("interface", "input_schema", True, value, None, why)
 
 
@@ -407,6 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "passed": passed,
         "breaking": schema_check.value == "breaking",
+        "input_changes": input_changes(layout, baseline_layout) if baseline_layout else None,
         "baseline": baseline.describe() | ({"measured": baseline_note} if baseline_note else {}),
         "candidate": {"onnx_sha256": info["sha256"], "metrics": metrics},
         "checks": [asdict(check) for check in ordered(checks)],
