@@ -212,6 +212,7 @@ class DriftParams(Section):
     psi_bins: int = Field(ge=2)
     max_psi: float = Field(gt=0)
     ks_alpha: float = Field(gt=0, lt=1)
+    max_missing_change: float = Field(gt=0, lt=1)
     max_prediction_psi: float = Field(gt=0)
     min_feedback_rows: int = Field(ge=1)
     max_accuracy_drop: float = Field(ge=0)

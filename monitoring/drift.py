@@ -1,13 +1,14 @@
 """`make drift`: is the live traffic still the traffic the model was trained for?
 
-Compares the most recent logged predictions (serving/prediction_log.py) with the training split:
-per feature, the population stability index over quantile bins of the training data and a
-two-sample Kolmogorov-Smirnov test (scipy; Bonferroni-corrected over the features); the same
-index on the predicted positive-class probability (prediction drift); and, when labelled
+Compares the most recent logged predictions (serving/prediction_log.py) with the training split,
+for any table: per feature by its kind (monitoring/columns.py: PSI and a KS or chi-square test,
+unseen categories, and the share of nulls); the model's output (prediction drift: the positive
+class's probability for two classes, the shares of predicted labels for more); and, once labelled
 feedback has arrived, the accuracy on it against the evaluation accuracy (concept drift).
-Writes JSON and a Markdown report with per-feature charts; exits 3 when retraining is due
-(0 when not, 1-2 on errors). In GitHub Actions (GITHUB_OUTPUT set) it writes `retrain=true|false`
-to the step's outputs instead and exits 0, so the workflow decides and errors stay errors.
+Feature kinds, categories and labels come from data/prepared/features.json, never from names.
+Writes JSON and a Markdown report (monitoring/report.py); exits 3 when retraining is due (0 when
+not, 1-2 on errors). In GitHub Actions (GITHUB_OUTPUT set) it writes `retrain=true|false` to the
+step's outputs instead and exits 0, so the workflow decides and errors stay errors.
 """
 
 from __future__ import annotations
@@ -16,215 +17,204 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from model.atomic import write_json_atomically, write_text_atomically
 from model.features import FeatureSchema, read_split
-from model.inference import onnx_session, predict_proba
+from model.inference import layout_of, onnx_session, predict_proba
+from model.inputs import RawInput
 from model.params import DriftParams, Params
-from serving.prediction_log import log_files
+from monitoring.columns import feature_drift
+from monitoring.measures import count_psi, psi
+from monitoring.report import (
+    ConceptDrift,
+    DriftReport,
+    PredictionDrift,
+    as_json,
+    markdown,
+    quoted,
+    terminal_lines,
+)
+from monitoring.window import Window, read_log
 
 RETRAIN_DUE = 3
-EPSILON = 1e-4  # keeps empty bins from making the index infinite
-
-
-def psi(reference: np.ndarray, current: np.ndarray, bins: int) -> float:
-    """Population stability index of `current` against `reference`, on reference quantiles."""
-    edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)))
-    if len(edges) < 2:
-        return 0.0 if np.allclose(current, reference[0]) else float("inf")
-    inner = edges[1:-1]  # outer bins are open, so values beyond the training range still count
-    expected = np.bincount(
-        np.searchsorted(inner, reference, side="right"), minlength=len(edges) - 1
-    )
-    actual = np.bincount(np.searchsorted(inner, current, side="right"), minlength=len(edges) - 1)
-    expected_share = np.clip(expected / expected.sum(), EPSILON, None)
-    actual_share = np.clip(actual / actual.sum(), EPSILON, None)
-    return float(np.sum((actual_share - expected_share) * np.log(actual_share / expected_share)))
 
 
 @dataclass(frozen=True)
-class FeatureDrift:
-    feature: str
-    psi: float
-    ks_statistic: float
-    ks_pvalue: float
-    reference_mean: float
-    current_mean: float
-    drifted: bool
-    why: str
+class Reference:
+    """The training split as drift compares with it, and what the model made of it."""
+
+    inputs: tuple[RawInput, ...]  # the features, in contract order, with kinds and categories
+    features: pd.DataFrame  # (rows, features): raw training values
+    probabilities: np.ndarray  # (rows, n_classes): the model on those rows
+    labels: tuple[str, ...]  # class names in output order
+    positive_label: str | None = None  # two classes only
+
+    def __len__(self) -> int:
+        return len(self.features)
 
 
-def feature_drift(
-    reference: pd.DataFrame, current: pd.DataFrame, params: DriftParams
-) -> list[FeatureDrift]:
-    """Every feature, judged on PSI and on the KS test (alpha split across the features)."""
-    alpha = params.ks_alpha / len(reference.columns)
-    results = []
-    for name in reference.columns:
-        old, new = reference[name].to_numpy(float), current[name].to_numpy(float)
-        index = psi(old, new, params.psi_bins)
-        test = stats.ks_2samp(old, new)
-        reasons = []
-        if index > params.max_psi:
-            reasons.append(f"PSI {index:.3f} > {params.max_psi}")
-        if test.pvalue < alpha:
-            reasons.append(f"KS p {test.pvalue:.2g} < {alpha:.2g}")
-        results.append(
-            FeatureDrift(
-                feature=name,
-                psi=index,
-                ks_statistic=float(test.statistic),
-                ks_pvalue=float(test.pvalue),
-                reference_mean=float(old.mean()),
-                current_mean=float(new.mean()),
-                drifted=bool(reasons),
-                why="; ".join(reasons) or "stable",
-            )
-        )
-    return results
+def prediction_drift(reference: Reference, window: Window, params: DriftParams) -> PredictionDrift:
+    """Two classes: PSI on the positive class's probability. More: PSI on the shares of
+    predicted labels (no one probability stands for the model's output then)."""
+    if reference.positive_label is not None:
+        return _positive_probability_drift(reference, reference.positive_label, window, params)
+    return _predicted_label_drift(reference, window, params)
 
 
-def read_log(folder: Path, window_rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The latest `window_rows` logged predictions, and every feedback record."""
-    predictions: list[dict[str, Any]] = []
-    feedback: list[dict[str, Any]] = []
-    for path in log_files(folder):
-        for line in path.read_text(errors="replace").splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a partial line from a server stopped mid-write
-            (predictions if record.get("kind") == "prediction" else feedback).append(record)
-    predictions = predictions[-window_rows:]
-    frame = pd.DataFrame(
-        [
-            {
-                **record["features"],
-                "_request_id": record["request_id"],
-                "_row": record["row"],
-                "_label": record["label"],
-                "_probabilities": record["probabilities"],
-            }
-            for record in predictions
-        ]
+def _positive_probability_drift(
+    reference: Reference, positive_label: str, window: Window, params: DriftParams
+) -> PredictionDrift:
+    positive = reference.labels.index(positive_label)
+    old = reference.probabilities[:, positive]
+    logged = window.predictions["probabilities"]
+    new = np.array([_probability(p, positive_label, positive) for p in logged], dtype=np.float64)
+    new = new[~np.isnan(new)]
+    if not old.size or not new.size:
+        return PredictionDrift("positive_probability", 0.0, False, "no probabilities to compare")
+    index = psi(old, new, params.psi_bins)
+    drifted = index > params.max_prediction_psi
+    return PredictionDrift(
+        "positive_probability",
+        index,
+        drifted,
+        f"PSI {index:.3f} {'>' if drifted else '<='} {params.max_prediction_psi} on "
+        f"P({quoted(positive_label)}) (mean {old.mean():.3f} → {new.mean():.3f})",
     )
-    return frame, pd.DataFrame(feedback)
 
 
-def concept_drift(
-    logged: pd.DataFrame, feedback: pd.DataFrame, evaluation_accuracy: float, params: DriftParams
-) -> dict[str, Any]:
-    """Accuracy on predictions whose true label came back, against the evaluation accuracy."""
-    if feedback.empty or logged.empty:
-        return {"judged": False, "rows": 0, "why": "no labelled feedback yet"}
-    joined = logged.merge(
-        feedback.rename(columns={"request_id": "_request_id", "row": "_row"}),
-        on=["_request_id", "_row"],
+def _predicted_label_drift(
+    reference: Reference, window: Window, params: DriftParams
+) -> PredictionDrift:
+    labels = list(reference.labels)
+    old_counts = np.bincount(reference.probabilities.argmax(axis=1), minlength=len(labels))
+    predicted = _predicted_labels(window, labels)
+    new_counts = np.array([np.sum(predicted == label) for label in labels])
+    other = len(predicted) - int(new_counts.sum())  # labels this model does not have
+    index = count_psi(np.append(old_counts, 0), np.append(new_counts, other))
+    drifted = index > params.max_prediction_psi
+    old_shares = dict(zip(labels, (old_counts / max(old_counts.sum(), 1)).tolist(), strict=True))
+    new_shares = dict(zip(labels, (new_counts / max(len(predicted), 1)).tolist(), strict=True))
+    moved = max(labels, key=lambda label: abs(new_shares[label] - old_shares[label]))
+    return PredictionDrift(
+        "predicted_labels",
+        index,
+        drifted,
+        f"PSI {index:.3f} {'>' if drifted else '<='} {params.max_prediction_psi} on the shares "
+        f"of predicted labels ({quoted(moved)} {old_shares[moved]:.1%} → {new_shares[moved]:.1%})",
+        old_shares,
+        new_shares,
+    )
+
+
+def _probability(probabilities: Any, label: str, position: int) -> float:
+    """A logged row's probability of `label`: the log has them per label or in label order."""
+    try:
+        if isinstance(probabilities, dict):
+            return float(probabilities[label])
+        return float(probabilities[position])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return float("nan")
+
+
+def _predicted_labels(window: Window, labels: Sequence[str]) -> np.ndarray:
+    """The logged predicted label, or the most probable one when a record lacks it."""
+    predicted = []
+    for label, probabilities in zip(
+        window.predictions["label"], window.predictions["probabilities"], strict=True
+    ):
+        if isinstance(label, str):
+            predicted.append(label)
+        elif isinstance(probabilities, dict) and probabilities:
+            predicted.append(max(probabilities, key=probabilities.__getitem__))
+        elif isinstance(probabilities, list) and len(probabilities) == len(labels):
+            predicted.append(labels[int(np.argmax(probabilities))])
+    return np.array(predicted, dtype=object)
+
+
+def concept_drift(window: Window, evaluation_accuracy: float, params: DriftParams) -> ConceptDrift:
+    """Accuracy on predictions whose true label came back, against the evaluation accuracy.
+    Labels are compared as the names the service answered with; a row labelled twice counts
+    with its latest label."""
+    if window.feedback.empty or not len(window):
+        return ConceptDrift(judged=False, rows=0, why="no labelled feedback yet")
+    keys = ["request_id", "row"]
+    joined = window.predictions.drop_duplicates(keys, keep="last").merge(
+        window.feedback.drop_duplicates(keys, keep="last"), on=keys
     )
     if len(joined) < params.min_feedback_rows:
-        return {
-            "judged": False,
-            "rows": len(joined),
-            "why": f"{len(joined)} labelled rows, fewer than {params.min_feedback_rows}",
-        }
-    accuracy = float((joined["_label"] == joined["true_label"]).mean())
-    drop = evaluation_accuracy - accuracy
-    drifted = drop > params.max_accuracy_drop
-    return {
-        "judged": True,
-        "rows": len(joined),
-        "accuracy": accuracy,
-        "evaluation_accuracy": evaluation_accuracy,
-        "drifted": drifted,
-        "why": f"accuracy on feedback {accuracy:.3f} vs evaluation {evaluation_accuracy:.3f} "
-        f"(drop {drop:+.3f}, limit {params.max_accuracy_drop})",
-    }
-
-
-def markdown(report: dict[str, Any]) -> str:
-    features = report["features"]
-    verdict = "retraining due" if report["retrain"] else "no retraining needed"
-    lines = [
-        f"# Drift report: {verdict}",
-        "",
-        f"{report['rows']} logged rows against {report['reference_rows']} training rows. "
-        + report["summary"],
-        "",
-        "| feature | PSI | KS p | mean (train → live) | verdict |",
-        "|---|---:|---:|---|---|",
-    ]
-    for item in sorted(features, key=lambda f: -f["psi"]):
-        mark = "❌ " + item["why"] if item["drifted"] else "✅"
-        lines.append(
-            f"| {item['feature']} | {item['psi']:.3f} | {item['ks_pvalue']:.2g} | "
-            f"{item['reference_mean']:.4g} → {item['current_mean']:.4g} | {mark} |"
+        return ConceptDrift(
+            judged=False,
+            rows=len(joined),
+            why=f"{len(joined)} labelled rows, fewer than {params.min_feedback_rows}",
         )
-    top = sorted(features, key=lambda f: -f["psi"])[:12]
-    lines += [
-        "",
-        "```mermaid",
-        "xychart-beta",
-        '    title "PSI by feature (top 12)"',
-        "    x-axis [" + ", ".join(f'"{f["feature"]}"' for f in top) + "]",
-        '    y-axis "PSI"',
-        "    bar [" + ", ".join(f"{f['psi']:.3f}" for f in top) + "]",
-        "```",
-        "",
-        f"Prediction drift: PSI {report['prediction']['psi']:.3f} on P(positive) "
-        f"({'drifted' if report['prediction']['drifted'] else 'stable'}).",
-        f"Concept drift: {report['concept']['why']}.",
-    ]
-    return "\n".join(lines) + "\n"
+    accuracy = float((joined["label"] == joined["true_label"]).mean())
+    drop = evaluation_accuracy - accuracy
+    return ConceptDrift(
+        judged=True,
+        rows=len(joined),
+        drifted=drop > params.max_accuracy_drop,
+        accuracy=accuracy,
+        evaluation_accuracy=evaluation_accuracy,
+        why=f"accuracy on feedback {accuracy:.3f} vs evaluation {evaluation_accuracy:.3f} "
+        f"(drop {drop:+.3f}, limit {params.max_accuracy_drop})",
+    )
 
 
 def judge(
-    reference: pd.DataFrame,
-    reference_scores: np.ndarray,
-    logged: pd.DataFrame,
-    feedback: pd.DataFrame,
-    evaluation_accuracy: float,
-    positive: int,
-    params: DriftParams,
-) -> dict[str, Any]:
-    """The whole verdict, as a JSON-ready dict. No I/O: tests call this directly."""
-    if len(logged) < params.min_rows:
-        summary = f"only {len(logged)} logged rows, fewer than {params.min_rows}: no verdict"
-        return {
-            "retrain": False,
-            "rows": len(logged),
-            "reference_rows": len(reference),
-            "summary": summary,
-            "features": [],
-            "drifted_features": [],
-            "prediction": {"psi": 0.0, "drifted": False},
-            "concept": {"judged": False, "why": summary},
-        }
-    current = logged[list(reference.columns)]
-    features = feature_drift(reference, current, params)
-    scores = np.array([probabilities[positive] for probabilities in logged["_probabilities"]])
-    prediction_psi = psi(reference_scores, scores, params.psi_bins)
-    prediction = {"psi": prediction_psi, "drifted": prediction_psi > params.max_prediction_psi}
-    concept = concept_drift(logged, feedback, evaluation_accuracy, params)
-    drifted = [item.feature for item in features if item.drifted]
-    retrain = bool(drifted) or prediction["drifted"] or bool(concept.get("drifted"))
-    summary = f"Drifted features: {', '.join(drifted)}." if drifted else "No feature drifted."
-    return {
-        "retrain": retrain,
-        "rows": len(logged),
-        "reference_rows": len(reference),
-        "summary": summary,
-        "drifted_features": drifted,
-        "features": [asdict(item) for item in features],
-        "prediction": prediction,
-        "concept": concept,
-    }
+    reference: Reference, window: Window, evaluation_accuracy: float, params: DriftParams
+) -> DriftReport:
+    """The whole verdict. No I/O: tests call this directly."""
+    alpha = params.ks_alpha / len(reference.inputs)
+    if len(window) < params.min_rows:
+        summary = f"only {len(window)} logged rows, fewer than {params.min_rows}: no verdict"
+        return DriftReport(
+            retrain=False,
+            rows=len(window),
+            reference_rows=len(reference),
+            summary=summary,
+            drifted_features=[],
+            features=[],
+            prediction=PredictionDrift("none", 0.0, False, summary),
+            concept=ConceptDrift(judged=False, rows=0, why=summary),
+            alpha=alpha,
+        )
+    features = feature_drift(reference.inputs, reference.features, window.features, params)
+    prediction = prediction_drift(reference, window, params)
+    concept = concept_drift(window, evaluation_accuracy, params)
+    drifted = [item for item in features if item.drifted]
+    names = ", ".join(f"{quoted(item.feature)} ({', '.join(item.fired)})" for item in drifted)
+    return DriftReport(
+        retrain=bool(drifted) or prediction.drifted or concept.drifted,
+        rows=len(window),
+        reference_rows=len(reference),
+        summary=f"Drifted features: {names}." if drifted else "No feature drifted.",
+        drifted_features=[item.feature for item in drifted],
+        features=features,
+        prediction=prediction,
+        concept=concept,
+        alpha=alpha,
+    )
+
+
+def load_reference(split: Path, schema: FeatureSchema, model: Path) -> Reference:
+    """The training split's raw features and the model's probabilities on them."""
+    session = onnx_session(model)
+    layout = layout_of(session) or schema.layout
+    features, _ = read_split(split, schema)
+    return Reference(
+        inputs=schema.inputs,
+        features=features,
+        probabilities=predict_proba(session, layout.column_feeds(features)),
+        labels=schema.labels,
+        positive_label=schema.positive_label,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -238,27 +228,23 @@ def main(argv: list[str] | None = None) -> int:
     params = Params.load()
     drift_params = params.monitoring.drift
     schema = FeatureSchema.load(args.prepared / "features.json")
-    reference = pd.read_csv(args.prepared / "train.csv")[list(schema.feature_names)]
-    features, _ = read_split(args.prepared / "train.csv", schema)
-    reference_scores = predict_proba(onnx_session(args.model), features)[:, schema.positive_index]
-    logged, feedback = read_log(
-        args.logs or Path(params.monitoring.log_dir), drift_params.window_rows
+    reference = load_reference(args.prepared / "train.csv", schema, args.model)
+    window = read_log(
+        args.logs or Path(params.monitoring.log_dir), schema.feature_names, drift_params.window_rows
     )
     evaluation_accuracy = float(json.loads(args.metrics.read_text())["accuracy"])
-    report = judge(
-        reference, reference_scores, logged, feedback, evaluation_accuracy,
-        schema.positive_index, drift_params,
-    )  # fmt: skip
-    write_json_atomically(args.out / "drift.json", report)
+    report = judge(reference, window, evaluation_accuracy, drift_params)
+    write_json_atomically(args.out / "drift.json", as_json(report))
     write_text_atomically(args.out / "drift.md", markdown(report))
-    print(f"drift: {report['summary']} -> {args.out / 'drift.md'}")
-    print(f"drift: {'RETRAINING DUE' if report['retrain'] else 'no retraining needed'}")
+    for line in terminal_lines(report):
+        print(f"drift: {line}")
+    print(f"drift: report -> {args.out / 'drift.md'}")
     github_output = os.environ.get("GITHUB_OUTPUT")
     if github_output:
         with open(github_output, "a") as handle:
-            handle.write(f"retrain={'true' if report['retrain'] else 'false'}\n")
+            handle.write(f"retrain={'true' if report.retrain else 'false'}\n")
         return 0
-    return RETRAIN_DUE if report["retrain"] else 0
+    return RETRAIN_DUE if report.retrain else 0
 
 
 if __name__ == "__main__":

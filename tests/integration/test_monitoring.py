@@ -1,29 +1,47 @@
-"""The real service logs sampled predictions and feedback; `drift` reads those logs."""
+"""The real service logs sampled predictions and feedback; `drift` reads those logs.
+
+Nothing here knows the dataset: rows come from the prepared test split, feature kinds from
+features.json and labels from the model's metadata (models/model.json).
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
-import pandas as pd
 import pytest
 import yaml
 
+from model.features import FeatureSchema, read_split
 from serving.bento_server import BentoServer
 from serving.prediction_log import log_files
 from tests.pipeline_fixtures import VENV_BIN, run
 
 pytestmark = pytest.mark.slow
 
+Row = dict[str, Any]
 
-def _serve_and_send(repo: Path, logs: Path, rows: list[dict[str, float]]) -> list[str]:
+
+def _schema(repo: Path) -> FeatureSchema:
+    return FeatureSchema.load(repo / "data/prepared/features.json")
+
+
+def _labels(repo: Path) -> list[str]:
+    labels: list[str] = json.loads((repo / "models/model.json").read_text())["labels"]
+    return labels
+
+
+def _serve_and_send(repo: Path, logs: Path, rows: list[Row]) -> list[str]:
     """Send each row as one request; returns the x-request-id of each answer."""
     env = {"BENTOML_HOME": str(repo / ".bentoml"), "PREDICTION_LOG_DIR": str(logs)}
+    labels = _labels(repo)
     with BentoServer(cwd=repo, env=env) as server, httpx.Client(timeout=10) as client:
 
-        def send(row: dict[str, float]) -> str:
+        def send(row: Row) -> str:
             response = client.post(f"{server.url}/predict", json={"rows": [row]})
             response.raise_for_status()
             return response.headers["x-request-id"]
@@ -31,9 +49,10 @@ def _serve_and_send(repo: Path, logs: Path, rows: list[dict[str, float]]) -> lis
         with ThreadPoolExecutor(8) as pool:
             ids = list(pool.map(send, rows))
         for request_id in ids[:5]:
-            feedback = {"request_id": request_id, "label": "benign"}
+            feedback = {"request_id": request_id, "label": labels[0]}
             assert client.post(f"{server.url}/feedback", json=feedback).status_code == 200
-        bad = client.post(f"{server.url}/feedback", json={"request_id": "x", "label": "maybe"})
+        not_a_label = "-".join(labels) + "?"  # longer than any one label, so none of them
+        bad = client.post(f"{server.url}/feedback", json={"request_id": "x", "label": not_a_label})
         assert bad.status_code == 400
     return ids  # leaving the block stops the server, which flushes the log
 
@@ -46,10 +65,39 @@ def logged_repo(repo_copy: Path) -> Path:
     return repo_copy
 
 
-def _rows(repo: Path, count: int) -> list[dict[str, float]]:
-    frame = pd.read_csv(repo / "data/prepared/test.csv").drop(columns="diagnosis")
-    records: list[dict[str, float]] = frame.astype(float).to_dict("records")
+def _plain(value: Any) -> Any:
+    """A split cell as a client sends it: null for missing, plain JSON types."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def _rows(repo: Path, count: int) -> list[Row]:
+    """`count` raw rows of the prepared test split (repeated as needed), keyed by feature."""
+    frame, _ = read_split(repo / "data/prepared/test.csv", _schema(repo))
+    records = [
+        {name: _plain(value) for name, value in record.items()}
+        for record in frame.to_dict("records")
+    ]
     return [records[i % len(records)] for i in range(count)]
+
+
+def _shift_one_feature(repo: Path, rows: list[Row]) -> str:
+    """Move one feature's live distribution while staying inside the contract: a numeric
+    feature takes only values from the top quarter of its training values, any other kind
+    only its most common training value. Returns the feature's name."""
+    schema = _schema(repo)
+    train, _ = read_split(repo / "data/prepared/train.csv", schema)
+    numeric = [item.name for item in schema.inputs if item.kind == "numeric"]
+    name = numeric[0] if numeric else schema.feature_names[0]
+    values = train[name].dropna()
+    if numeric:
+        pool = [_plain(value) for value in values[values >= values.quantile(0.75)]]
+    else:
+        pool = [_plain(values.mode().iloc[0])]
+    for index, row in enumerate(rows):
+        row[name] = pool[index % len(pool)]
+    return name
 
 
 def test_predictions_and_feedback_are_logged_with_request_ids(
@@ -65,15 +113,14 @@ def test_predictions_and_feedback_are_logged_with_request_ids(
     feedback = [r for r in records if r["kind"] == "feedback"]
     assert sorted(r["request_id"] for r in predictions) == sorted(ids)
     assert {r["request_id"] for r in feedback} == set(ids[:5])
-    assert set(predictions[0]["features"]) >= {"mean_radius", "worst_area"}
+    assert set(predictions[0]["features"]) == set(_schema(logged_repo).feature_names)
 
 
 def test_drift_names_a_feature_that_shifted_in_live_traffic(
     logged_repo: Path, tmp_path: Path
 ) -> None:
     rows = _rows(logged_repo, 300)
-    for row in rows:
-        row["worst_area"] *= 1.6  # an upstream unit change, still inside the contract's range
+    shifted = _shift_one_feature(logged_repo, rows)
     _serve_and_send(logged_repo, tmp_path / "logs", rows)
     python = str(VENV_BIN / "python")
     out = tmp_path / "drift"
@@ -83,5 +130,6 @@ def test_drift_names_a_feature_that_shifted_in_live_traffic(
     )  # fmt: skip
     assert result.returncode == 3, result.stdout + result.stderr
     report = json.loads((out / "drift.json").read_text())
-    assert "worst_area" in report["drifted_features"]
+    assert shifted in report["drifted_features"]
+    assert json.dumps(shifted, ensure_ascii=False) in result.stdout  # named on the terminal too
     assert "```mermaid" in (out / "drift.md").read_text()
