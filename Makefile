@@ -22,7 +22,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help install pipeline repro gate package serve load-test rollout rollback k8s-manifests system-deps test tune \
+.PHONY: help install contract pipeline repro gate package serve load-test rollout rollback k8s-manifests system-deps test tune \
 	batch bench-batch drift dispatch-retrain lint-workflows retrain dvc-pull report post-report containerize rollout-target explain-rollout-target k8s-apply test-unit lint format bench-repro bench-tune bench-latency bench-serving lock clean
 
 help: ## List the targets
@@ -38,6 +38,19 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	@touch $@
 
 install: $(VENV)/.installed ## Create .venv and install everything (idempotent)
+
+# `make contract` checks its two arguments before anything runs (install included).
+ifneq ($(filter contract,$(MAKECMDGOALS)),)
+ifeq ($(strip $(CSV)),)
+$(error contract: name the CSV and its label column: make contract CSV=data/raw/table.csv LABEL=column)
+endif
+ifeq ($(strip $(LABEL)),)
+$(error contract: name the label column: make contract CSV=$(CSV) LABEL=column)
+endif
+endif
+
+contract: install ## Draft data/contract.yaml from CSV=data/raw/x.csv LABEL=column; points dvc.yaml, params.yaml at it
+	python -m model.draft_contract --label="$$LABEL" -- "$$CSV"
 
 pipeline: repro system-deps ## The whole flow here: pipeline, gates, Bento, load test, rollout, report
 	python -m serving.rollout canary; status=$$?; $(MAKE) --no-print-directory report; exit $$status

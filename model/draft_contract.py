@@ -1,4 +1,4 @@
-"""`make contract CSV=... LABEL=...`: draft data/contract.yaml from a CSV and point the pipeline at it.
+"""`make contract CSV=... LABEL=...`: draft data/contract.yaml from a CSV, point the pipeline at it.
 
 What it writes, after every check below has passed (nothing at all otherwise):
 
@@ -9,7 +9,7 @@ What it writes, after every check below has passed (nothing at all otherwise):
     boolean       exactly two values of one pair: true/false, yes/no, t/f, y/n or 1/0
     ignore        never a feature, with the reason as a comment: a row number or other id
                   (unique per row, or named like one), dates and times, free text (sentences,
-                  or too many distinct values), constant or empty columns
+                  or too many distinct values), constant, empty or infinite-valued columns
     A column with nulls is `nullable` with its filling written out: median (numeric), `missing`
     (categorical: its own category), most_frequent (boolean). The label lists its classes
     (sorted; the second of two is `positive`: check it). Table limits come from the data (half
@@ -23,11 +23,14 @@ What it writes, after every check below has passed (nothing at all otherwise):
 The CSV must be inside the project (the pipeline reads it from there): copy it into data/raw/
 first; this command refuses a file outside and never copies. It also refuses, with the reason: a
 missing, empty, header-only, binary or non-UTF-8 file, ragged rows, fewer than 20 rows, repeated
-column names, a label column that is absent, has nulls, one class or a class under 5 rows, and a
-path with spaces or shell characters (dvc.yaml pastes it into commands).
+column names, a label column that is absent, has nulls, one class or a class under 5 rows, no
+usable feature, and a path with spaces or shell characters (dvc.yaml pastes it into commands).
 
 Everything drafted is checked before it is written: the contract is parsed back and the CSV
 validated against it (no violation), params.yaml is loaded and checked against the contract.
+Then it prints what it wrote and a list to review before `make pipeline` (source and licence,
+positive class, category sets, ranges, ignored columns, and the gate floors in params.yaml,
+which it never changes).
 """
 
 from __future__ import annotations
@@ -39,10 +42,11 @@ import math
 import os
 import re
 import sys
+import textwrap
 import unicodedata
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,7 +57,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.representer import RoundTripRepresenter
 
-from model.atomic import write_text_atomically
+from model.atomic import atomic_path
 from model.contract import Contract, ContractError
 from model.params import Params, contract_problems
 from model.validate import find_violations, format_report, read_raw
@@ -70,8 +74,9 @@ MAX_CATEGORIES = 50  # more distinct strings than this is not a category set
 FREE_TEXT_WORDS = 5  # a text column whose typical value has this many words is prose
 MIN_ROWS_SHARE = 0.5  # table.min_rows: this share of the rows the draft saw
 CLASS_SHARE_SLACK = 0.8  # table.min_class_fraction: this share of the rarest class's share
-DIRECTIONAL_MIN_CORRELATION = 0.3
+DIRECTIONAL_MIN_CORRELATION = 0.3  # |point-biserial r| with the positive class, to propose
 DIRECTIONAL_MAX_FEATURES = 2
+LINE_WIDTH = 100  # a feature longer than this on one line is written as a block
 FILL_IN_SOURCE = "FILL IN: who collected the data, how, and where it was published"
 FILL_IN_LICENCE = "FILL IN: the licence or terms of use"
 BOOLEAN_PAIRS = (
@@ -140,16 +145,16 @@ def read_table(path: Path) -> Table:
         header = next(csv.reader(io.StringIO(head.decode("utf-8", errors="replace"))), [])
         typed = pd.read_csv(path)
         text = pd.read_csv(path, dtype=str)
-    except UnicodeDecodeError as error:
+    except UnicodeDecodeError:
         raise DraftError(
-            f"{path}: not UTF-8 text (byte {error.start}: {error.reason}); save it as UTF-8"
+            f"{path}: not UTF-8 text (line {_first_undecodable_line(path)}); save it as UTF-8"
         ) from None
     except pd.errors.EmptyDataError:
         raise DraftError(f"{path}: the file is empty (no header row)") from None
     except pd.errors.ParserError as error:
         raise DraftError(
-            f"{path}: ragged rows, some with more fields than the header ({error}); "
-            "a text field with a comma must be quoted"
+            f"{path}: ragged rows, some with more fields than the header "
+            f"({str(error).strip()}); a text field with a comma must be quoted"
         ) from None
     repeated = sorted({name for name in header if header.count(name) > 1})
     if repeated:
@@ -164,21 +169,36 @@ def read_table(path: Path) -> Table:
     return Table(typed, text)
 
 
+def _first_undecodable_line(path: Path) -> int:
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return 0
+
+
 def check_label(table: Table, label: str) -> None:
     """The label column exists, has no nulls, and has 2+ classes each large enough to split."""
     columns = [str(name) for name in table.text.columns]
     if label not in columns:
         near = [name for name in columns if name.casefold() == label.casefold()]
         hint = f" (did you mean {near[0]!r}?)" if near else ""
+        separators = [mark for mark in ";\t|" if len(columns) == 1 and mark in columns[0]]
+        if separators:
+            hint = f" (the file looks {separators[0]!r}-separated: save it comma-separated)"
         raise DraftError(f"no column {label!r}{hint}; the columns are: {columns}")
     values = table.text[label]
     missing = values.isna()
     if missing.any():
+        count = int(missing.sum())
         lines = ", ".join(str(index + 2) for index in values.index[missing][:5])
         raise DraftError(
-            f"label {label!r} is empty in {int(missing.sum())} of {len(values)} rows "
-            f"(CSV lines {lines}...): a row without a label cannot train or test a model; "
-            "drop those rows (e.g. pandas: frame.dropna(subset=[label])) and run this again"
+            f"label {label!r} is empty in {count} of {len(values)} rows "
+            f"(CSV lines {lines}{', ...' if count > 5 else ''}): a row without a label cannot "
+            "train or test a model; drop those rows (pandas: frame.dropna(subset=[label])) "
+            "and run this again"
         )
     counts = values.value_counts()
     if len(counts) < 2:
@@ -218,7 +238,7 @@ def _looks_like_dates(values: pd.Series) -> bool:
     return bool(parsed.notna().all())
 
 
-def _widen(low: float, high: float, integer: bool) -> tuple[float, float]:
+def widen(low: float, high: float, integer: bool) -> tuple[float, float]:
     """The range widened by MARGIN of its width on each side, rounded outwards to the margin's
     leading digit ([32.1, 59.6] -> [29, 63]); a column without negatives keeps min 0 at most."""
     margin = MARGIN * (high - low) or MARGIN * abs(high) or 1.0
@@ -231,10 +251,6 @@ def _widen(low: float, high: float, integer: bool) -> tuple[float, float]:
     if low >= 0 > wide_low:
         wide_low = 0.0
     return wide_low, wide_high
-
-
-def _number(value: float, integer: bool) -> int | float:
-    return int(value) if integer else float(value)
 
 
 def _nulls(spec: dict[str, Any], nullable: bool, impute: str) -> dict[str, Any]:
@@ -262,16 +278,16 @@ def draft_column(name: str, typed: pd.Series, text: pd.Series, inferred: pa.Colu
         return ColumnDraft(
             name, "ignore", why=f"dates or times (e.g. {values.iloc[0]!r}): derive features by hand"
         )
+    typical_words = values.str.split().str.len().median()
+    if typical_words >= FREE_TEXT_WORDS:
+        return ColumnDraft(
+            name, "ignore", why=f"free text (a typical value has {typical_words:.0f} words)"
+        )
     if distinct == present:
         return ColumnDraft(name, "ignore", why=f"unique per row ({distinct} values): an identifier")
     if named_like_id:
         return ColumnDraft(
             name, "ignore", why=f"named like an identifier, {distinct} values in {present} rows"
-        )
-    typical_words = values.str.split().str.len().median()
-    if typical_words >= FREE_TEXT_WORDS:
-        return ColumnDraft(
-            name, "ignore", why=f"free text (a typical value has {typical_words:.0f} words)"
         )
     if distinct > MAX_CATEGORIES or (distinct > 10 and distinct > present / 2):
         return ColumnDraft(
@@ -280,7 +296,12 @@ def draft_column(name: str, typed: pd.Series, text: pd.Series, inferred: pa.Colu
             why=f"{distinct} distinct values in {present} rows: too many for a category "
             "(free text or an identifier?)",
         )
-    spec = {"name": name, "kind": "categorical", "values": sorted(values.unique()), "unseen": "reject"}
+    spec = {
+        "name": name,
+        "kind": "categorical",
+        "values": sorted(values.unique()),
+        "unseen": "reject",
+    }
     return ColumnDraft(name, "categorical", _nulls(spec, nullable, "missing"))
 
 
@@ -292,30 +313,37 @@ def _numeric_column(
     distinct: int,
     named_like_id: bool,
 ) -> ColumnDraft:
-    integer = pd.api.types.is_integer_dtype(typed)
+    """dtype and range as pandera inferred them, widened; row numbers and ids ignored."""
+    integer = str(inferred.dtype).startswith(("int", "uint"))
+    statistics: dict[str, Any] = {}
+    for check in inferred.checks:  # greater_than_or_equal_to(min), less_than_or_equal_to(max)
+        statistics |= check.statistics
+    low = float(statistics.get("min_value", typed.min()))
+    high = float(statistics.get("max_value", typed.max()))
     present = int(typed.notna().sum())
-    low, high = float(typed.min()), float(typed.max())
     if not (math.isfinite(low) and math.isfinite(high)):
         return ColumnDraft(name, "ignore", why="infinite values: replace them, then draft again")
     if integer and distinct == present and high - low + 1 == present:
-        return ColumnDraft(name, "ignore", why=f"a row number ({int(low)}..{int(high)}, one per row)")
+        return ColumnDraft(
+            name, "ignore", why=f"a row number ({int(low)}..{int(high)}, one per row)"
+        )
     if named_like_id:
         return ColumnDraft(
             name, "ignore", why=f"named like an identifier, {distinct} values in {present} rows"
         )
-    for check in inferred.checks:  # pandera's own statistics, when it inferred a range
-        low = float(check.statistics.get("min_value", low))
-        high = float(check.statistics.get("max_value", high))
-    wide_low, wide_high = _widen(low, high, integer)
+    wide_low, wide_high = widen(low, high, integer)
     spec = {
         "name": name,
         "kind": "numeric",
         "dtype": "int64" if integer else "float64",
-        "min": _number(wide_low, integer),
-        "max": _number(wide_high, integer),
+        "min": int(wide_low) if integer else wide_low,
+        "max": int(wide_high) if integer else wide_high,
     }
-    counter = integer and high - low + 1 == distinct and distinct >= max(MIN_ROWS, present * 0.3)
-    why = f"integers {int(low)}..{int(high)} without a gap: a counter or sample number?" if counter else ""
+    why = ""
+    if integer and distinct == present:
+        why = "integers, a different one in every row: an identifier?"
+    elif integer and high - low + 1 == distinct and distinct >= max(MIN_ROWS, present * 0.3):
+        why = f"integers {int(low)}..{int(high)} without a gap: a counter or sample number?"
     return ColumnDraft(name, "numeric", _nulls(spec, nullable, "median"), why)
 
 
@@ -331,7 +359,7 @@ def _class_order(values: Sequence[str]) -> list[str]:
 
 
 def _floor(value: float, digits: int) -> float:
-    return math.floor(value * 10**digits) / 10**digits
+    return float(math.floor(value * 10**digits) / 10**digits)
 
 
 def _readable_floor(count: float) -> int:
@@ -359,6 +387,7 @@ def draft_contract(table: Table, label: str, name: str) -> Draft:
     """The contract for this table, as plain data. No I/O: tests call this directly."""
     check_label(table, label)
     inferred = pa.infer_schema(table.typed)
+    assert isinstance(inferred, pa.DataFrameSchema)  # a DataFrame in, a DataFrame schema out
     columns = tuple(
         draft_column(str(column), table.typed[column], table.text[column], inferred.columns[column])
         for column in table.typed.columns
@@ -430,10 +459,11 @@ def model_name(name: str) -> str:
 
 
 def _reads_back(text: str) -> bool:
-    """Whether PyYAML (YAML 1.1, what the stages load with) reads the plain scalar as this str:
-    `yes`, `1.0`, `null`, `2007-11-11` or `a: b` must be quoted."""
+    """Whether PyYAML (YAML 1.1, what the stages load with) reads the plain scalar as this str,
+    in a block and in a flow (`{name: ...}`): `yes`, `1.0`, `null`, `2007-11-11`, `a: b` or
+    `0?` must be quoted."""
     try:
-        return yaml.safe_load(text) == text
+        return bool(yaml.safe_load(text) == text and yaml.safe_load(f"[{text}]") == [text])
     except yaml.YAMLError:
         return False
 
@@ -462,7 +492,7 @@ _Representer.add_representer(float, _represent_float)
 def _yaml() -> YAML:
     writer = YAML()
     writer.Representer = _Representer
-    writer.width = 100
+    writer.width = 4096  # never wrap: _feature and _sequence choose one line or a block
     writer.indent(mapping=2, sequence=4, offset=2)
     return writer
 
@@ -473,15 +503,41 @@ def _dump(document: Any, writer: YAML) -> str:
     return buffer.getvalue()
 
 
-def _flow(mapping: Mapping[str, Any]) -> CommentedMap:
-    node = CommentedMap()
-    for key, value in mapping.items():
-        if isinstance(value, list):
-            value = CommentedSeq(value)
-            value.fa.set_flow_style()
-        node[key] = value
+def _sequence(key: str, values: Sequence[Any], width: int) -> CommentedSeq:
+    """`key: [a, b]` on one line when it fits in `width`, else one item per line."""
+    node = CommentedSeq(values)
     node.fa.set_flow_style()
+    if len(_dump({key: node}, _yaml()).rstrip("\n")) + 4 > width:
+        node = CommentedSeq(values)
     return node
+
+
+def _feature(spec: Mapping[str, Any], width: int) -> CommentedMap:
+    """A feature on one line (`{name: x, kind: numeric, ...}`) when it fits in `width`, else a
+    block."""
+    flow = CommentedMap(spec)
+    flow.fa.set_flow_style()
+    if len(_dump(CommentedSeq([flow]), _yaml()).rstrip("\n")) <= width:
+        return flow
+    block = CommentedMap(spec)
+    for key, value in spec.items():
+        if isinstance(value, list):
+            block[key] = _sequence(key, value, width)
+    return block
+
+
+def _comment(node: CommentedMap | CommentedSeq, comments: Mapping[Any, str], indent: int) -> None:
+    """End-of-line comments, two columns after the longest of the lines they go on (an entry's
+    first line)."""
+    first_lines = [
+        _dump({key: node[key]} if isinstance(node, CommentedMap) else [node[key]], _yaml())
+        .splitlines()[0]
+        .rstrip()
+        for key in comments
+    ]
+    column = indent + 2 + max(len(line) for line in first_lines)
+    for key, comment in comments.items():
+        node.yaml_add_eol_comment(comment, key, column=column)
 
 
 def render_contract(draft: Draft, csv_path: str) -> str:
@@ -494,42 +550,53 @@ def render_contract(draft: Draft, csv_path: str) -> str:
         "order.\nREVIEW before `make pipeline`: the dataset's source and licence, the positive "
         "class,\nthe category sets, the ranges (observed, widened by 10%) and the ignored columns."
     )
-    dataset = CommentedMap(data["dataset"])
-    document["dataset"] = dataset
-    dataset.yaml_add_eol_comment("REVIEW: quoted by the model card", "source")
-    dataset.yaml_add_eol_comment("REVIEW", "licence")
+    document["dataset"] = CommentedMap(data["dataset"])
+    document.yaml_add_eol_comment(
+        "REVIEW: source and licence (the model card quotes them)", "dataset"
+    )
     label = CommentedMap(data["label"])
-    label["values"] = CommentedSeq(label["values"])
-    label["values"].fa.set_flow_style()
-    label.yaml_add_eol_comment("order = class index in the model's output", "values")
+    label["values"] = _sequence("values", label["values"], LINE_WIDTH - 45)  # room for a comment
+    label_comments = {"values": "order = class index in the model's output"}
     if "positive" in label:
-        label.yaml_add_eol_comment("REVIEW: the class ROC/PR curves are drawn for", "positive")
+        label_comments["positive"] = "REVIEW: the class ROC/PR curves are drawn for"
+    _comment(label, label_comments, indent=2)
     document["label"] = label
-    features = CommentedSeq(_flow(spec) for spec in data["features"])
-    notes = {column.name: column.why for column in draft.columns if column.kind != "ignore"}
-    for index, spec in enumerate(data["features"]):
-        if notes.get(spec["name"]):
-            features.yaml_add_eol_comment(f"REVIEW: {notes[spec['name']]}", index)
+    features = CommentedSeq(_feature(spec, LINE_WIDTH) for spec in data["features"])
+    notes = {
+        index: f"REVIEW: {column.why}"
+        for index, column in enumerate(c for c in draft.columns if c.kind != "ignore")
+        if column.why
+    }
+    if notes:
+        _comment(features, notes, indent=0)
     document["features"] = features
     if "ignore" in data:
         reasons = {column.name: column.why for column in draft.columns}
         ignore = CommentedSeq(data["ignore"])
-        for index, name in enumerate(data["ignore"]):
-            ignore.yaml_add_eol_comment(reasons[name], index)
+        _comment(ignore, {i: reasons[name] for i, name in enumerate(data["ignore"])}, indent=0)
         document["ignore"] = ignore
     table = CommentedMap(data["table"])
-    table.yaml_add_eol_comment(f"half of the {draft.rows} rows drafted from", "min_rows")
-    table.yaml_add_eol_comment(
-        f"share of rows repeating an earlier one ({draft.duplicate_fraction:.1%} here)",
-        "max_duplicate_fraction",
-    )
     rarest = min(draft.class_shares, key=lambda key: draft.class_shares[key])
-    table.yaml_add_eol_comment(
-        f"rarest class here: {rarest} ({draft.class_shares[rarest]:.1%})", "min_class_fraction"
+    _comment(
+        table,
+        {
+            "min_rows": f"half of the {draft.rows} rows drafted from",
+            "max_duplicate_fraction": (
+                f"share of rows repeating an earlier one ({draft.duplicate_fraction:.1%} here)"
+            ),
+            "min_class_fraction": (
+                f"rarest class here: {rarest} ({draft.class_shares[rarest]:.1%})"
+            ),
+        },
+        indent=2,
     )
     document["table"] = table
     text = _dump(document, _yaml())
-    if yaml.safe_load(text) != data:
+    try:
+        same = yaml.safe_load(text) == data
+    except yaml.YAMLError as error:
+        raise ContractError(f"the drafted contract is not valid YAML (a bug): {error}") from None
+    if not same:
         raise ContractError("the drafted contract does not read back as drafted (a bug)")
     return text
 
@@ -556,6 +623,7 @@ def update_params(text: str, directional: Mapping[str, str], name: str) -> str:
     """params.yaml with the directional expectations and the model name replaced; comments and
     layout kept (ruamel round trip), the rest byte for byte."""
     writer = _yaml()
+    writer.width = 100  # as `make tune APPLY=1` writes it
     writer.indent(mapping=2, sequence=2, offset=0)
     document = writer.load(text)
     document["gate"]["behavior"]["directional"] = CommentedMap(directional)
@@ -590,6 +658,7 @@ def project_path(csv_path: Path, root: Path) -> str:
 class Plan:
     """Everything to write, checked; and what to say about it."""
 
+    csv: str  # relative to the project root, as dvc.yaml names it
     draft: Draft
     contract_text: str
     dvc_text: str
@@ -605,6 +674,8 @@ class Plan:
 
 def plan(csv_path: Path, label: str, root: Path) -> Plan:
     """Read, draft and check everything; writes nothing. DraftError says what is wrong."""
+    if not csv_path.is_file():
+        raise DraftError(f"{csv_path}: no such file")
     relative = project_path(csv_path, root)
     dvc_path, params_path = root / DVC_PATH, root / PARAMS_PATH
     for path in (dvc_path, params_path):
@@ -612,21 +683,26 @@ def plan(csv_path: Path, label: str, root: Path) -> Plan:
             raise DraftError(f"{path}: no such file (is --root the project root?)")
     table = read_table(csv_path)
     draft = draft_contract(table, label, dataset_name(csv_path))
-    contract = draft.parsed
     contract_text = render_contract(draft, relative)
-    Contract.parse(yaml.safe_load(contract_text), "drafted contract")
+    contract = Contract.parse(yaml.safe_load(contract_text), "drafted contract")
 
-    # The CSV as the pipeline's `validate` stage will read it must pass the contract.
+    # The CSV as the pipeline's `validate` stage will read it must pass the file as written.
     frame = read_raw(csv_path, contract)
     if not isinstance(frame, pd.DataFrame):
         raise DraftError(frame.message)
     violations = find_violations(frame, contract)
     if violations:
-        report = {"data": relative, "passed": False, "violations": [v.__dict__ for v in violations]}
+        report = {"data": relative, "passed": False, "violations": [asdict(v) for v in violations]}
         raise DraftError("the draft does not pass its own CSV (a bug):\n" + format_report(report))
 
     dvc_before = dvc_path.read_text(encoding="utf-8")
-    old_raw = str((yaml.safe_load(dvc_before).get("vars") or [{}])[0].get("raw_data", ""))
+    try:
+        variables = yaml.safe_load(dvc_before).get("vars") or []
+    except (yaml.YAMLError, AttributeError) as error:
+        raise DraftError(
+            f"{dvc_path} is not a valid pipeline file; fix it first: {error}"
+        ) from None
+    old_raw = next((str(v["raw_data"]) for v in variables if "raw_data" in v), "")
     dvc_text = point_dvc_yaml(dvc_before, relative)
 
     params_before = params_path.read_text(encoding="utf-8")
@@ -653,6 +729,7 @@ def plan(csv_path: Path, label: str, root: Path) -> Plan:
     floors.append(f"behavior.min_recall {params.gate.behavior.min_recall} (every class)")
     majority = max(draft.class_shares.items(), key=lambda item: item[1])
     return Plan(
+        csv=relative,
         draft=draft,
         contract_text=contract_text,
         dvc_text=dvc_text,
@@ -670,13 +747,15 @@ def plan(csv_path: Path, label: str, root: Path) -> Plan:
     )
 
 
-def summary(plan: Plan, relative_csv: str) -> str:
+def summary(plan: Plan) -> str:
     """What was written and what a person must review before `make pipeline`."""
-    draft, contract = plan.draft, plan.draft.parsed
+    draft, contract, relative_csv = plan.draft, plan.draft.parsed, plan.csv
     lines = [f"contract: drafted {CONTRACT_PATH} from {relative_csv} ({draft.rows} rows)"]
     label = contract.label
     classes = ", ".join(f"{name} {draft.class_shares[name]:.0%}" for name in label.values)
-    lines.append(f"  label        {label.name!r}: {len(label.values)} classes ({classes})")
+    lines.append(
+        _wrap(f"  label        {label.name!r}: {len(label.values)} classes ({classes})", 15)
+    )
     if label.positive_label is not None:
         lines.append(f"               positive class: {label.positive_label!r}")
     by_kind: dict[str, list[str]] = {"numeric": [], "categorical": [], "boolean": []}
@@ -691,7 +770,7 @@ def summary(plan: Plan, relative_csv: str) -> str:
         by_kind[feature.kind].append(f"{feature.name!r} ({detail}{nullable})")
     for kind, entries in by_kind.items():
         if entries:
-            lines.append(f"  {kind:<12} {len(entries)}: " + "; ".join(entries))
+            lines.append(_wrap(f"  {kind:<12} {len(entries)}: " + "; ".join(entries), 15))
     for column in draft.columns:
         if column.kind == "ignore":
             lines.append(f"  ignored      {column.name!r}: {column.why}")
@@ -709,11 +788,16 @@ def summary(plan: Plan, relative_csv: str) -> str:
         )
         or "{}"
     )
-    lines.append(f"  gate.behavior.directional {plan.old_directional or '{}'} -> {proposed}")
+    lines.append(
+        _wrap(f"  gate.behavior.directional {plan.old_directional or '{}'} -> {proposed}", 4)
+    )
     if label.positive_label is None:
         lines.append(
-            f"    ({len(label.values)} classes: none proposed. Add checks by hand as "
-            f"<numeric feature>: {{effect: increases, label: <one of {list(label.values)}>}})"
+            _wrap(
+                f"    ({len(label.values)} classes: none proposed. Add checks by hand as "
+                f"<numeric feature>: {{effect: increases, label: <one of {list(label.values)}>}})",
+                5,
+            )
         )
     elif not plan.directional:
         lines.append(
@@ -762,8 +846,12 @@ def summary(plan: Plan, relative_csv: str) -> str:
         review.append(f"{relative_csv} is not under {RAW_FOLDER}/, where raw data belongs")
     review.append(f"commit {relative_csv} (or `dvc add` it if it is large) with these three files")
     lines.append("Review before `make pipeline`:")
-    lines += [f"  {number}. {item}" for number, item in enumerate(review, start=1)]
+    lines += [_wrap(f"  {number}. {item}", 5) for number, item in enumerate(review, start=1)]
     return "\n".join(lines)
+
+
+def _wrap(text: str, indent: int) -> str:
+    return textwrap.fill(text, LINE_WIDTH, subsequent_indent=" " * indent, break_on_hyphens=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -783,10 +871,16 @@ def main(argv: list[str] | None = None) -> int:
     except (DraftError, ContractError) as error:
         print(f"contract: {error}\nNothing was written.", file=sys.stderr)
         return 1
-    write_text_atomically(args.root / CONTRACT_PATH, result.contract_text)
-    write_text_atomically(args.root / PARAMS_PATH, result.params_text)
-    write_text_atomically(args.root / DVC_PATH, result.dvc_text)
-    print(summary(result, project_path(args.csv, args.root)))
+    # All three written to temporary files first, then each moved over its target.
+    with (
+        atomic_path(args.root / CONTRACT_PATH) as contract,
+        atomic_path(args.root / PARAMS_PATH) as params,
+        atomic_path(args.root / DVC_PATH) as pipeline,
+    ):
+        contract.write_text(result.contract_text, encoding="utf-8")
+        params.write_text(result.params_text, encoding="utf-8")
+        pipeline.write_text(result.dvc_text, encoding="utf-8")
+    print(summary(result))
     return 0
 
 
