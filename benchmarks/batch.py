@@ -2,8 +2,9 @@
 
 Resamples the test split into a larger input (CSV and Parquet, in a temporary directory), scores
 each into a fresh temporary SQLite database with `serving.batch`, and measures `predict_proba`
-alone on the same rows in chunks of the same size. The ratio says how much of the time goes to
-reading, hashing and writing rather than to the model. Writes benchmarks/results/batch.json.
+alone on the same rows, already laid out as the model's inputs, in chunks of the same size. The
+ratio says how much of the time goes to reading, hashing, checking rows and writing rather than
+to the model. Writes benchmarks/results/batch.json.
 """
 
 from __future__ import annotations
@@ -16,27 +17,28 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sqlalchemy import create_engine
 
 from model.atomic import write_json_atomically
-from model.inference import predict_proba
+from model.inference import Feeds, predict_proba
 from serving.batch import DEFAULT_CHUNK_ROWS, BatchModel, load_model_dir, open_input, score_file
+from serving.traffic import read_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def onnxruntime_rows_per_second(
-    model: BatchModel, features: np.ndarray, chunk_rows: int, repeats: int
+    model: BatchModel, feeds: Feeds, rows: int, chunk_rows: int, repeats: int
 ) -> float:
     """The best of `repeats` passes over all rows: the model alone, no I/O."""
     best = float("inf")
     for _ in range(repeats):
         started = time.perf_counter()
-        for start in range(0, len(features), chunk_rows):
-            predict_proba(model.session, features[start : start + chunk_rows])
+        for start in range(0, rows, chunk_rows):
+            chunk = {name: values[start : start + chunk_rows] for name, values in feeds.items()}
+            predict_proba(model.session, chunk)
         best = min(best, time.perf_counter() - started)
-    return len(features) / best
+    return rows / best
 
 
 def batch_run(path: Path, model: BatchModel, database: Path, chunk_rows: int) -> dict[str, Any]:
@@ -60,10 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     model = load_model_dir(args.model_dir)
-    split = pd.read_csv(args.split)
+    split = read_rows(args.split, model.layout.inputs)
     picks = np.random.default_rng(0).integers(0, len(split), size=args.rows)
     frame = split.iloc[picks].reset_index(drop=True)
-    features = frame[list(model.feature_names)].to_numpy(np.float32)
+    feeds = model.layout.column_feeds(frame)
 
     runs: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="batch-bench-") as scratch:
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 frame.to_parquet(path)
             runs[kind] = batch_run(path, model, Path(scratch) / f"{kind}.db", args.chunk_rows)
-    limit = onnxruntime_rows_per_second(model, features, args.chunk_rows, args.repeats)
+    limit = onnxruntime_rows_per_second(model, feeds, args.rows, args.chunk_rows, args.repeats)
 
     print(f"{args.rows:,} rows, chunks of {args.chunk_rows:,}, model {model.version}, 1 thread:")
     print(f"  {'onnxruntime alone':<22} {limit:14,.0f} rows/s")

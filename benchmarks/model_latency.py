@@ -2,9 +2,10 @@
 
 Measures, in interleaved rounds (the method the latency gate uses): the fp32 model against itself
 (an A/A pair: its ratio is the noise floor of the gate's p99 ratio), the int8 edge model, and an
-optional baseline file. Prints single-row p50/p99, rows/s at each batch size, and the ratios, and
-repeats the whole measurement to show how stable the ratio is. Writes
-benchmarks/results/model_latency.json.
+optional baseline file, each fed the test split laid out for its own raw inputs (from the model's
+own metadata; a baseline that does not describe them is skipped). Prints single-row p50/p99,
+rows/s at each batch size, and the ratios, and repeats the whole measurement to show how stable
+the ratio is. Writes benchmarks/results/model_latency.json.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+import onnxruntime as ort
+
 from model.atomic import write_json_atomically
 from model.features import FeatureSchema, read_split
-from model.inference import onnx_session
+from model.inference import Feeds, layout_of, onnx_session
 from model.latency import LatencyProfile, measure_side_by_side
 from model.params import Params
 
@@ -52,13 +55,23 @@ def main(argv: list[str] | None = None) -> int:
     files = {"candidate": args.model, "same (A/A)": args.model, "int8": args.int8}
     if args.baseline:
         files["baseline"] = args.baseline
-    sessions = {name: onnx_session(path, latency.threads) for name, path in files.items()}
+    models: dict[str, tuple[ort.InferenceSession, Feeds]] = {}
+    for name, path in files.items():
+        session = onnx_session(path, latency.threads)
+        # each model fed the same rows laid out for its own inputs (a baseline may differ)
+        layout = layout_of(session) or (schema.layout if name != "baseline" else None)
+        if layout is None:
+            print(f"{name}: {path} does not describe its inputs; not measured")
+            continue
+        if missing := [input_name for input_name in layout.names if input_name not in rows]:
+            print(f"{name}: the test split lacks its inputs {missing}; not measured")
+            continue
+        models[name] = (session, layout.column_feeds(rows))
 
     runs = []
     for repeat in range(args.repeats):
         profiles = measure_side_by_side(
-            sessions,
-            rows,
+            models,
             rounds=latency.rounds,
             calls_per_round=latency.calls_per_round,
             batch_sizes=latency.batch_sizes,
@@ -75,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
 
     summary = {
         name: statistics.median(run[name].p99_ms / run["candidate"].p99_ms for run in runs)
-        for name in files
+        for name in models
         if name != "candidate"
     }
     spread = [run["same (A/A)"].p99_ms / run["candidate"].p99_ms for run in runs]

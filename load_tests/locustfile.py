@@ -1,40 +1,45 @@
 """Locust users sending held-out rows to POST /predict; the run fails when the SLO is missed.
 
-Mix: four single-row requests for every small batch (2-8 rows), rows drawn from the test split.
-Each user paces itself (`serving.slo.requests_per_user_s`), so the offered rate is bounded. When
-the run ends, the SLO in params.yaml is checked (failure ratio, p95, p99, throughput), a summary
-is written as JSON for the PR report (LOAD_TEST_SUMMARY, default reports/load_test.json), and
-the exit code is set to 1 on any miss.
+Mix: four single-row requests for every small batch (2-8 rows), rows drawn from the test split
+(LOAD_TEST_ROWS, default data/prepared/test.csv) and sent as the model's clients send them: the
+inputs the model describes (LOAD_TEST_MODEL, a model.json, default models/model.json), strings
+for categoricals, true/false for booleans, null for a missing value. Each user paces itself
+(`serving.slo.requests_per_user_s`), so the offered rate is bounded. When the run ends, the SLO
+in params.yaml is checked (failure ratio, p95, p99, throughput), a summary is written as JSON for
+the PR report (LOAD_TEST_SUMMARY, default reports/load_test.json), and the exit code is set to 1
+on any miss.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from locust import FastHttpUser, constant_throughput, events, task
 from locust.env import Environment
 
 from model.atomic import write_json_atomically
 from model.params import Params, SloParams
+from serving.traffic import (
+    HELD_OUT_ROWS,
+    MODEL_INFO_ENV,
+    ROWS_ENV,
+    held_out_rows,
+    model_inputs,
+    request_body,
+)
 
 PARAMS = Params.load(Path(os.environ.get("PARAMS_PATH", "params.yaml")))
 SLO = PARAMS.serving.slo
-ROWS_FILE = Path(os.environ.get("LOAD_TEST_ROWS", "data/prepared/test.csv"))
+ROWS_FILE = Path(os.environ.get(ROWS_ENV, str(HELD_OUT_ROWS)))
+MODEL_INFO = Path(os.environ.get(MODEL_INFO_ENV, "models/model.json"))
 SUMMARY = Path(os.environ.get("LOAD_TEST_SUMMARY", "reports/load_test.json"))
+HEADERS = {"content-type": "application/json"}
 
-
-def _held_out_rows() -> list[dict[str, float]]:
-    frame = pd.read_csv(ROWS_FILE)
-    features = [column for column in frame.columns if column != "diagnosis"]
-    records: list[dict[str, float]] = frame[features].astype(float).to_dict("records")
-    return records
-
-
-ROWS = _held_out_rows()
+ROWS = held_out_rows(ROWS_FILE, model_inputs(json.loads(MODEL_INFO.read_text())))
 
 
 class PredictUser(FastHttpUser):
@@ -54,10 +59,12 @@ class PredictUser(FastHttpUser):
         self._predict(random.randint(2, 8))
 
     def _predict(self, size: int) -> None:
-        rows = random.sample(ROWS, size)
+        rows = random.sample(ROWS, min(size, len(ROWS)))
+        size = len(rows)
         with self.client.post(
             "/predict",
-            json={"rows": rows},
+            data=request_body(rows),
+            headers=HEADERS,
             name=f"/predict [{'1 row' if size == 1 else 'batch'}]",
             catch_response=True,
         ) as response:

@@ -2,18 +2,31 @@
 
 Headless and bounded (users, rate and duration from params.yaml `serving.slo`); writes Locust's
 CSV and HTML under reports/load_test*, a JSON summary for the PR report, and exits non-zero when
-the SLO is missed or the server never becomes ready.
+the SLO is missed or the server never becomes ready. Locust sends held-out rows laid out for the
+model the server serves (its model.json in the BentoML store).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 from model.params import Params
 from serving.bento_server import BentoServer, NotReadyError
+from serving.model_store import METADATA_FILE, use_project_store
+from serving.traffic import MODEL_INFO_ENV
+
+
+def packaged_model(params: Params) -> tuple[str, Path]:
+    """The store tag of the latest packaged model and its model.json."""
+    use_project_store()
+    import bentoml
+
+    stored = bentoml.models.get(f"{params.registry.model_name}:latest")
+    return str(stored.tag), Path(stored.path) / METADATA_FILE
 
 
 def locust_command(host: str, params: Params, reports: Path) -> list[str]:
@@ -50,13 +63,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     params = Params.load()
     args.reports.mkdir(parents=True, exist_ok=True)
-    if args.host:
-        return subprocess.run(
-            locust_command(args.host, params, args.reports), check=False
-        ).returncode
-    print("load test: starting the service ...", flush=True)
+    summary = {"LOAD_TEST_SUMMARY": str(args.reports / "load_test.json")}
+    if args.host:  # rows laid out for models/model.json (the locustfile's default)
+        command = locust_command(args.host, params, args.reports)
+        return subprocess.run(command, env=os.environ | summary, check=False).returncode
+    tag, info = packaged_model(params)
+    print(f"load test: starting the service with {tag} ...", flush=True)
     try:
-        with BentoServer(ready_timeout_s=params.serving.ready_timeout_s) as server:
+        with BentoServer(
+            env={"SERVING_MODEL_TAG": tag}, ready_timeout_s=params.serving.ready_timeout_s
+        ) as server:
             slo = params.serving.slo
             print(
                 f"load test: {slo.users} users x {slo.requests_per_user_s:g} req/s for "
@@ -64,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             command = locust_command(server.url, params, args.reports)
-            return subprocess.run(command, check=False).returncode
+            env = os.environ | summary | {MODEL_INFO_ENV: str(info)}
+            return subprocess.run(command, env=env, check=False).returncode
     except NotReadyError as error:
         print(f"load test: {error}", file=sys.stderr)
         return 1

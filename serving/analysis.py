@@ -76,7 +76,9 @@ def read_entries(log: Path, since: float, until: float, uri: str = "/predict") -
     """Entries for `uri` logged in [since, until) (epoch seconds)."""
     if not log.exists():
         return []
-    entries = (parse_entry(line) for line in log.read_text(errors="replace").splitlines())
+    # nginx writes the body's UTF-8 bytes as they came (feature names need not be ASCII)
+    text = log.read_text(encoding="utf-8", errors="replace")
+    entries = (parse_entry(line) for line in text.splitlines())
     return [e for e in entries if e and e.uri == uri and since <= e.msec < until]
 
 
@@ -161,15 +163,24 @@ class Disagreement:
 
 
 def label_disagreement(
-    bodies: Sequence[str], stable_url: str, canary_url: str
+    bodies: Sequence[str],
+    stable_url: str,
+    canary_url: str,
+    canary_bodies: Sequence[str] | None = None,
 ) -> Disagreement | None:
-    """Rows whose label differs between the two servers; None with nothing to replay."""
+    """Rows whose predicted label differs between the two servers; None with nothing to replay.
+
+    Labels are compared as the servers name them, whatever the names. `canary_bodies` (the same
+    rows laid out for the canary's own inputs, request by request) replace `bodies` for the
+    canary when the two models take different inputs.
+    """
+    pairs = zip(bodies, bodies if canary_bodies is None else canary_bodies, strict=True)
     differing = total = 0
+    headers = {"content-type": "application/json"}
     with httpx.Client(timeout=10) as client:
-        for body in bodies:
-            headers = {"content-type": "application/json"}
-            stable = client.post(f"{stable_url}/predict", content=body, headers=headers)
-            canary = client.post(f"{canary_url}/predict", content=body, headers=headers)
+        for stable_body, canary_body in pairs:
+            stable = client.post(f"{stable_url}/predict", content=stable_body, headers=headers)
+            canary = client.post(f"{canary_url}/predict", content=canary_body, headers=headers)
             if stable.status_code != 200 or canary.status_code != 200:
                 continue  # errors are the success-rate check's business
             for old, new in zip(stable.json(), canary.json(), strict=True):

@@ -2,8 +2,25 @@
 
     python -m serving.batch data.csv                         # champion -> sqlite:///predictions.db
     python -m serving.batch data.parquet --db postgresql+psycopg://user@host/db
-    python -m serving.batch data.csv --model-tag breast-cancer-classifier:v1-899f565f
+    python -m serving.batch data.csv --model-tag <registry.model_name>:v3-1a2b3c4d
     python -m serving.batch data.csv --model-dir models      # an exported model.onnx + model.json
+
+The input holds raw rows, as the data contract describes them: numbers, category strings,
+booleans (true/false, 1/0, yes/no) and empty cells for nulls, in any column order; columns the
+model does not take (ids, the label) are ignored. The model's exported graph does imputation,
+encoding and scaling, so rows are only laid out as its inputs (model/inputs.py).
+
+Rows the model cannot take (a null in a feature that is not nullable, a value outside a
+categorical's values under `unseen: reject`, text in a numeric column) stop the run before
+anything is written, with the column, the problem and example row numbers. Row numbers count
+data rows from 0, the first row after a CSV's header, as the table's `row_index` does.
+
+The table has one row per input row and model: `label` (the predicted class) and one probability
+column per class. A class's column is `p_` and its label made SQL-safe: accents dropped,
+lowercased, every run of characters other than a-z and 0-9 one `_`, at most 63 characters
+(PostgreSQL's limit); a label that comes out empty or like an earlier one gets its class index
+appended (`p_blue_green`, `p_amber`, `p_3`). The command prints the mapping when a name differs
+from the label, and on PostgreSQL each column's comment holds its label.
 
 The file is read in chunks, so inputs larger than memory work, and each chunk is committed in its
 own transaction. A row is keyed by (input sha256, model version, row index) and inserted with
@@ -19,10 +36,12 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import sys
 import time
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +60,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     create_engine,
     func,
     inspect,
@@ -50,7 +70,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from model.inference import onnx_session, predict_proba
+from model.inference import layout_of, onnx_session, predict_proba
+from model.inputs import NULL_CATEGORY, InputLayout, RawInput, boolean_value
 from serving.model_store import METADATA_FILE, ONNX_FILE, model_version, use_project_store
 
 DEFAULT_DB = "sqlite:///predictions.db"
@@ -62,6 +83,9 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 KEY = ("input_sha256", "model_version", "row_index")
 # Dialects whose INSERT ... ON CONFLICT DO NOTHING SQLAlchemy writes for us.
 DIALECTS = ("sqlite", "postgresql")
+PROBABILITY_PREFIX = "p_"
+MAX_COLUMN_NAME = 63  # PostgreSQL cuts longer identifiers
+EXAMPLE_ROWS = 5  # rows named per problem in an error
 
 
 class BatchError(RuntimeError):
@@ -71,9 +95,13 @@ class BatchError(RuntimeError):
 @dataclass(frozen=True)
 class BatchModel:
     session: ort.InferenceSession
-    feature_names: tuple[str, ...]
+    layout: InputLayout  # the raw inputs the graph takes
     labels: tuple[str, ...]
     version: str
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return self.layout.names
 
 
 @dataclass(frozen=True)
@@ -82,15 +110,12 @@ class InputFile:
     sha256: str
     columns: tuple[str, ...]
     is_parquet: bool
-    # Exact for Parquet (file metadata); for CSV the line count less the header, which is only
-    # wrong for blank lines or quoted newlines: progress output marks it with `~`.
-    total_rows: int
 
 
 @dataclass(frozen=True)
 class Progress:
     stored: int  # rows of this input stored for this model, earlier runs included
-    total: int
+    total: int  # rows in the input, counted by the check before scoring
     scored: int  # rows scored by this run
     elapsed_s: float
 
@@ -107,21 +132,29 @@ class Summary:
 
 
 def load_model_dir(directory: Path, version: str | None = None, threads: int = 1) -> BatchModel:
-    """model.onnx + model.json from a folder; without `version`, named after the file's sha256."""
+    """model.onnx + model.json from a folder; without `version`, named after the file's sha256.
+    The inputs come from model.json's `inputs`, else from the ONNX file's own metadata."""
     onnx_file, metadata_file = directory / ONNX_FILE, directory / METADATA_FILE
     for required in (onnx_file, metadata_file):
         if not required.is_file():
             raise BatchError(f"no {required.name} in {directory}")
     try:
         info = json.loads(metadata_file.read_text())
-        names, labels = tuple(info["feature_names"]), tuple(info["labels"])
+        labels = tuple(str(label) for label in info["labels"])
+        described = InputLayout.from_metadata(info) if "inputs" in info else None
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise BatchError(f"{metadata_file}: not a model description ({error!r})") from error
     try:
         session = onnx_session(onnx_file, threads)
     except Exception as error:  # onnxruntime's errors derive from Exception only
         raise BatchError(f"{onnx_file}: onnxruntime cannot load it: {error}") from error
-    return BatchModel(session, names, labels, version or model_version(info, None))
+    layout = described or layout_of(session)
+    if layout is None:
+        raise BatchError(
+            f"{directory}: the model does not describe its inputs (no `inputs` in "
+            f"{METADATA_FILE}, none in the ONNX metadata): export it again"
+        )
+    return BatchModel(session, layout, labels, version or model_version(info, None))
 
 
 def load_store_model(tag: str, threads: int = 1) -> BatchModel:
@@ -164,14 +197,12 @@ def champion_tag() -> str:
 # --- the input ---------------------------------------------------------------------------------
 
 
-def _sha256_and_lines(path: Path) -> tuple[str, int]:
-    digest, lines, last = hashlib.sha256(), 0, b"\n"
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
     with path.open("rb") as handle:
         while block := handle.read(1 << 20):
             digest.update(block)
-            lines += block.count(b"\n")
-            last = block[-1:]
-    return digest.hexdigest(), lines + (last != b"\n")
+    return digest.hexdigest()
 
 
 def open_input(path: Path) -> InputFile:
@@ -181,50 +212,148 @@ def open_input(path: Path) -> InputFile:
     is_parquet = path.suffix.lower() in PARQUET_SUFFIXES
     try:
         if is_parquet:
-            parquet = pq.ParquetFile(path)
-            columns, total = tuple(parquet.schema_arrow.names), parquet.metadata.num_rows
-            sha256, _ = _sha256_and_lines(path)
+            columns = tuple(pq.ParquetFile(path).schema_arrow.names)
         else:
             columns = tuple(str(name) for name in pd.read_csv(path, nrows=0).columns)
-            sha256, lines = _sha256_and_lines(path)
-            total = max(lines - 1, 0)
+        sha256 = _sha256(path)
     except (OSError, ValueError, pyarrow.ArrowException) as error:
         kind = "Parquet" if is_parquet else "CSV"
         raise BatchError(f"{path}: unreadable as {kind}: {error}") from error
-    return InputFile(path, sha256, columns, is_parquet, int(total))
+    return InputFile(path, sha256, columns, is_parquet)
 
 
-def _feature_block(frame: pd.DataFrame, names: Sequence[str], start: int) -> np.ndarray:
-    # (rows, n_features) float32 in the model's order, whatever the file's column order
-    try:
-        block: np.ndarray = frame.loc[:, list(names)].to_numpy(dtype=np.float32)
-    except (ValueError, TypeError) as error:
-        raise BatchError(f"rows {start}-{start + len(frame) - 1}: not numeric: {error}") from error
-    missing = np.argwhere(np.isnan(block))
-    if len(missing):
-        row, column = missing[0]
-        raise BatchError(f"row {start + int(row)}: no value for {names[column]}")
-    return block
-
-
-def iter_feature_blocks(
-    source: InputFile, names: Sequence[str], chunk_rows: int
-) -> Iterator[np.ndarray]:
-    """The file as (rows, n_features) float32 blocks of at most `chunk_rows` rows."""
+def iter_frames(
+    source: InputFile, layout: InputLayout, chunk_rows: int
+) -> Iterator[tuple[int, pd.DataFrame]]:
+    """(first row number, raw model columns) chunks of at most `chunk_rows` rows. A CSV's
+    categorical and boolean columns are read as text, so a code like '01' stays '01'."""
+    names = list(layout.names)
     start = 0
     try:
         if source.is_parquet:
-            batches = pq.ParquetFile(source.path).iter_batches(
-                batch_size=chunk_rows, columns=list(names)
-            )
+            batches = pq.ParquetFile(source.path).iter_batches(batch_size=chunk_rows, columns=names)
             frames: Iterator[pd.DataFrame] = (batch.to_pandas() for batch in batches)
         else:
-            frames = pd.read_csv(source.path, usecols=list(names), chunksize=chunk_rows)
+            text = {item.name: str for item in layout.inputs if item.kind != "numeric"}
+            frames = pd.read_csv(source.path, usecols=names, dtype=text, chunksize=chunk_rows)
         for frame in frames:
-            yield _feature_block(frame, names, start)
+            yield start, frame
             start += len(frame)
     except (OSError, ValueError, pyarrow.ArrowException) as error:
         raise BatchError(f"{source.path}: unreadable after row {start}: {error}") from error
+
+
+@dataclass
+class RowProblems:
+    """What the model cannot take, per column and problem: how often, and the first rows."""
+
+    found: dict[tuple[str, str], tuple[int, list[tuple[int, Any]]]] = field(default_factory=dict)
+
+    def add(self, name: str, problem: str, mask: np.ndarray, column: pd.Series, start: int) -> None:
+        if not mask.any():
+            return
+        count, examples = self.found.get((name, problem), (0, []))
+        positions = np.flatnonzero(mask)[: EXAMPLE_ROWS - len(examples)]
+        examples = examples + [(start + int(i), column.iloc[i]) for i in positions]
+        self.found[(name, problem)] = (count + int(mask.sum()), examples)
+
+    def __bool__(self) -> bool:
+        return bool(self.found)
+
+    def describe(self) -> str:
+        """One line per column and problem, with example rows (and values, but for nulls)."""
+        lines = []
+        for (name, problem), (count, examples) in self.found.items():
+            if problem == _NULL:
+                shown = ", ".join(str(row) for row, _ in examples)
+                lines.append(f"  {name!r}: {count} null(s), and it is not nullable; rows {shown}")
+            else:
+                shown = ", ".join(f"row {row} {value!r}" for row, value in examples)
+                lines.append(f"  {name!r}: {count} {problem}; {shown}")
+        return "\n".join(lines)
+
+
+_NULL = "null"
+
+
+def _text(value: Any) -> str:
+    """A category as text; whole floats (a Parquet integer column with nulls) without `.0`."""
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _shown(values: Sequence[str], most: int = 8) -> str:
+    listed = ", ".join(repr(value) for value in values[:most])
+    return f"[{listed}{', ...' if len(values) > most else ''}]"
+
+
+def _column_values(
+    item: RawInput, column: pd.Series, start: int, problems: RowProblems
+) -> np.ndarray:
+    """One raw column as the graph's layout wants it (float64 with NaN, or str with '' for
+    null), recording in `problems` every value the model cannot take."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        column = column.astype(object)
+    null = column.isna().to_numpy()
+    if not item.nullable:
+        problems.add(item.name, _NULL, null, column, start)
+    if item.kind == "categorical":
+        codes, uniques = pd.factorize(column)
+        text = [_text(value) for value in uniques]
+        if item.unseen == "reject":
+            unseen = [i for i, value in enumerate(text) if value not in item.categories]
+            problem = f"value(s) outside its categories {_shown(item.categories)} (unseen: reject)"
+            problems.add(item.name, problem, np.isin(codes, unseen), column, start)
+        categories: np.ndarray = np.array([*text, NULL_CATEGORY], dtype=object)[codes]
+        return categories  # code -1 (null) picks the last entry, the null category
+    if item.kind == "boolean":
+        codes, uniques = pd.factorize(column)
+        flags = []
+        for value in uniques:
+            try:
+                flags.append(boolean_value(value))
+            except ValueError:
+                flags.append(np.inf)  # marked, then reported below
+        mapped: np.ndarray = np.array([*flags, np.nan], dtype=np.float64)[codes]
+        problem = "value(s) that are not booleans (true/false, 1/0, yes/no)"
+        problems.add(item.name, problem, np.isinf(mapped), column, start)
+        return mapped
+    if pd.api.types.is_numeric_dtype(column.dtype):
+        numbers: np.ndarray = column.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        parsed = pd.to_numeric(column, errors="coerce")
+        numbers = parsed.to_numpy(dtype=np.float64, na_value=np.nan)
+        problems.add(
+            item.name, "value(s) that are not numbers", np.isnan(numbers) & ~null, column, start
+        )
+    problems.add(item.name, "infinite value(s)", np.isinf(numbers), column, start)
+    return numbers
+
+
+def frame_feeds(
+    frame: pd.DataFrame, layout: InputLayout, start: int, problems: RowProblems
+) -> dict[str, np.ndarray]:
+    """ONNX feeds for a chunk of raw rows; what the model cannot take goes to `problems`."""
+    columns = {
+        item.name: _column_values(item, frame[item.name], start, problems) for item in layout.inputs
+    }
+    return layout.column_feeds(columns)
+
+
+def check_rows(source: InputFile, layout: InputLayout, chunk_rows: int) -> int:
+    """Read the whole file once before anything is written; BatchError naming every column
+    with rows the model cannot take. Returns the number of rows."""
+    problems, rows = RowProblems(), 0
+    for start, frame in iter_frames(source, layout, chunk_rows):
+        frame_feeds(frame, layout, start, problems)
+        rows = start + len(frame)
+    if problems:
+        raise BatchError(
+            f"{source.path}: rows the model cannot take (row numbers count data rows from 0, "
+            f"as row_index does); nothing was written:\n{problems.describe()}"
+        )
+    return rows
 
 
 # --- the database ------------------------------------------------------------------------------
@@ -252,16 +381,34 @@ def open_database(url: str) -> Engine:
     return engine
 
 
+def probability_columns(labels: Sequence[str]) -> dict[str, str]:
+    """label -> its SQL-safe probability column (the rule is in the module docstring)."""
+    columns: dict[str, str] = {}
+    for index, label in enumerate(labels):
+        ascii_text = unicodedata.normalize("NFKD", label).encode("ascii", "ignore").decode()
+        slug = re.sub(r"[^a-z0-9]+", "_", ascii_text.lower()).strip("_")
+        base = PROBABILITY_PREFIX + slug if slug else PROBABILITY_PREFIX.rstrip("_")
+        name, tries = (base[:MAX_COLUMN_NAME] if slug else ""), 0
+        while not name or name in columns.values():
+            tail = f"_{index}" + (f"_{tries}" if tries else "")
+            name, tries = base[: MAX_COLUMN_NAME - len(tail)] + tail, tries + 1
+        columns[label] = name
+    return columns
+
+
 def predictions_table(name: str, labels: Sequence[str]) -> Table:
-    """One row per input row and model: the label, a `p_<label>` column per class, and when."""
+    """One row per input row and model: the label, a probability column per class, and when."""
     return Table(
         name,
         MetaData(),
         Column("input_sha256", String(64), primary_key=True),
         Column("model_version", String(128), primary_key=True),
         Column("row_index", BigInteger, primary_key=True, autoincrement=False),
-        Column("label", String(128), nullable=False),
-        *(Column(f"p_{label}", Double, nullable=False) for label in labels),
+        Column("label", Text, nullable=False),
+        *(
+            Column(column, Double, nullable=False, comment=f"probability of class {label}")
+            for label, column in probability_columns(labels).items()
+        ),
         Column("scored_at", DateTime(timezone=True), nullable=False),
     )
 
@@ -314,7 +461,7 @@ def prediction_rows(
     """Rows for the table; `common` holds the input hash and model version."""
     # (rows, n_classes) -> (rows,) predicted labels; ties go to the first label, as in serving
     predicted = np.asarray(labels, dtype=object)[probabilities.argmax(axis=1)].tolist()
-    keys = ("row_index", "label", *(f"p_{label}" for label in labels))
+    keys = ("row_index", "label", *probability_columns(labels).values())
     index = range(start, start + len(probabilities))
     return [
         common | dict(zip(keys, values, strict=True))
@@ -330,27 +477,33 @@ def score_file(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     on_chunk: Callable[[Progress], None] | None = None,
 ) -> Summary:
-    """Score `source` into `table_name`, one transaction per chunk, skipping stored chunks."""
+    """Check every row, then score `source` into `table_name`, one transaction per chunk,
+    skipping stored chunks. A row the model cannot take stops it before anything is written."""
     if missing := [name for name in model.feature_names if name not in source.columns]:
-        raise BatchError(f"{source.path}: missing feature columns {missing}")
+        raise BatchError(f"{source.path}: no column for the model's inputs {missing}")
+    total = check_rows(source, model.layout, chunk_rows)
     table = predictions_table(table_name, model.labels)
     insert = insert_ignoring_duplicates(engine.dialect.name, table)
     ensure_table(engine, table)
     already = stored_prefix(engine, table, source.sha256, model.version)
+    common = {"input_sha256": source.sha256, "model_version": model.version}
     started = time.perf_counter()
     position = scored = 0
-    for features in iter_feature_blocks(source, model.feature_names, chunk_rows):
-        start, position = position, position + len(features)
-        if position <= already or not len(features):
+    for start, frame in iter_frames(source, model.layout, chunk_rows):
+        position = start + len(frame)
+        if position <= already or not len(frame):
             continue  # stored by an earlier run: not scored again
-        probabilities = predict_proba(model.session, features)
-        common = {"input_sha256": source.sha256, "model_version": model.version}
+        problems = RowProblems()
+        feeds = frame_feeds(frame, model.layout, start, problems)
+        if problems:  # checked a moment ago: the file changed under us
+            raise BatchError(f"{source.path} changed while being scored:\n{problems.describe()}")
+        probabilities = predict_proba(model.session, feeds)
         with engine.begin() as connection:
             connection.execute(insert, prediction_rows(probabilities, model.labels, start, common))
-        scored += len(features)
+        scored += len(frame)
         if on_chunk is not None:
             elapsed = time.perf_counter() - started
-            on_chunk(Progress(position, max(source.total_rows, position), scored, elapsed))
+            on_chunk(Progress(position, max(total, position), scored, elapsed))
     elapsed = time.perf_counter() - started
     return Summary(position, scored, min(already, position), elapsed)
 
@@ -369,13 +522,11 @@ def _positive(text: str) -> int:
     return value
 
 
-def _progress_printer(source: InputFile) -> Callable[[Progress], None]:
-    about = "" if source.is_parquet else "~"
-
+def _progress_printer() -> Callable[[Progress], None]:
     def report(progress: Progress) -> None:
         share = progress.stored / progress.total if progress.total else 1.0
         rate = progress.scored / progress.elapsed_s if progress.elapsed_s else 0.0
-        log(f"{progress.stored:,}/{about}{progress.total:,} rows ({share:.0%}), {rate:,.0f} rows/s")
+        log(f"{progress.stored:,}/{progress.total:,} rows ({share:.0%}), {rate:,.0f} rows/s")
 
     return report
 
@@ -407,8 +558,16 @@ def main(argv: list[str] | None = None) -> int:
         engine = open_database(args.db)
         shown = engine.url.render_as_string(hide_password=True)
         log(f"{source.path} (sha256 {source.sha256[:12]}) with model {model.version} -> {shown}")
+        renamed = {
+            label: column
+            for label, column in probability_columns(model.labels).items()
+            if column != PROBABILITY_PREFIX + label
+        }
+        if renamed:
+            shown_names = ", ".join(f"{column} = {label!r}" for label, column in renamed.items())
+            log(f"probability columns: {shown_names}")
         summary = score_file(
-            source, model, engine, args.table, args.chunk_rows, _progress_printer(source)
+            source, model, engine, args.table, args.chunk_rows, _progress_printer()
         )
     except BatchError as error:
         raise SystemExit(f"batch: error: {error}") from None

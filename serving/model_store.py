@@ -32,6 +32,15 @@ def model_version(info: dict[str, Any], registry_version: str | None) -> str:
     return f"sha-{info['sha256'][:12]}"
 
 
+def without_nulls(value: Any) -> Any:
+    """`value` with every null dropped, at any depth."""
+    if isinstance(value, dict):
+        return {key: without_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [without_nulls(item) for item in value if item is not None]
+    return value
+
+
 def import_model(
     name: str,
     onnx_path: Path,
@@ -62,7 +71,9 @@ def import_model(
         "git_commit": info.get("training_commit", "unknown"),
         "data_md5": info.get("data_md5", "unknown"),
     }
-    with bentoml.models.create(name=tag, labels=labels, metadata=info) as model:
+    # BentoML's metadata holds no null (a 3+ class model has no positive label, examples have
+    # empty cells): the store gets a copy without them; model.json beside the model is whole.
+    with bentoml.models.create(name=tag, labels=labels, metadata=without_nulls(info)) as model:
         shutil.copyfile(onnx_path, Path(model.path) / ONNX_FILE)
         (Path(model.path) / METADATA_FILE).write_text(json.dumps(info, indent=2))
         if card_path is not None:

@@ -22,6 +22,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,12 +42,21 @@ from serving.analysis import (
     variant_stats,
 )
 from serving.bento_server import DEFAULT_SERVICE, BentoServer, NotReadyError, stop_group
-from serving.model_store import use_project_store
+from serving.model_store import METADATA_FILE, use_project_store
 from serving.nginx import Nginx, Routing
-from serving.traffic import Traffic
+from serving.traffic import (
+    HELD_OUT_ROWS,
+    Traffic,
+    held_out_rows,
+    model_inputs,
+    request_bodies,
+    request_body,
+)
 
 DEFAULT_WORK_DIR = Path("reports/rollout")
 PREVIOUS_CHAMPION_ALIAS = "previous-champion"
+SMOKE_ROWS = 2  # held-out rows in the smoke test's one request
+SAMPLE_REQUEST_ROWS = 8  # rows per request when two versions are compared on held-out rows
 
 
 def log(message: str) -> None:
@@ -91,6 +101,24 @@ def move_alias(name: str, alias: str, version: str) -> None:
     configure().MlflowClient().set_registered_model_alias(name, alias, version)
 
 
+def model_info_path(tag: str) -> Path:
+    """The model.json stored with `tag`: its inputs and labels, as `export` wrote them."""
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    try:
+        return Path(bentoml.models.get(tag).path) / METADATA_FILE
+    except NotFound:
+        raise SystemExit(
+            f"rollout: no model {tag} in the BentoML store: run `make package`"
+        ) from None
+
+
+def model_info(tag: str) -> dict[str, Any]:
+    info: dict[str, Any] = json.loads(model_info_path(tag).read_text())
+    return info
+
+
 # --- state ---------------------------------------------------------------------------------------
 
 
@@ -112,16 +140,19 @@ class Rollout:
         return cls(path, json.loads(path.read_text()))
 
 
-def sample_body(params: Params) -> str:
-    """One held-out row as a /predict body, for smoke tests."""
-    import pandas as pd
-
-    frame = pd.read_csv("data/prepared/test.csv").drop(columns="diagnosis").head(2)
-    return json.dumps({"rows": frame.astype(float).to_dict("records")})
+def sample_rows(info: dict[str, Any], rows_file: Path = HELD_OUT_ROWS) -> list[dict[str, Any]]:
+    """Held-out rows as the model `info` describes takes them (a client's JSON rows)."""
+    return held_out_rows(rows_file, model_inputs(info))
 
 
-def smoke_test(url: str, body: str) -> str | None:
-    """None when the server answers a real request sensibly, else what went wrong."""
+def sample_body(info: dict[str, Any], rows_file: Path = HELD_OUT_ROWS) -> str:
+    """A /predict body of a few held-out rows for the model `info` describes: the smoke test."""
+    return request_body(sample_rows(info, rows_file)[:SMOKE_ROWS])
+
+
+def smoke_test(url: str, body: str, labels: Sequence[str] = ()) -> str | None:
+    """None when the server answers a real request sensibly (one prediction per row, each a
+    label of the model's own when `labels` are given), else what went wrong."""
     try:
         response = httpx.post(
             f"{url}/predict", content=body, headers={"content-type": "application/json"}, timeout=10
@@ -130,9 +161,15 @@ def smoke_test(url: str, body: str) -> str | None:
         return f"smoke test: {type(error).__name__}: {error}"
     if response.status_code != 200:
         return f"smoke test: HTTP {response.status_code}: {response.text[:200]}"
-    answers = response.json()
-    if len(answers) != len(json.loads(body)["rows"]) or "label" not in answers[0]:
+    try:
+        answers = response.json()
+        predicted = [answer["label"] for answer in answers]
+    except (ValueError, TypeError, KeyError):
         return f"smoke test: unexpected answer {response.text[:200]}"
+    if len(predicted) != len(json.loads(body)["rows"]):
+        return f"smoke test: unexpected answer {response.text[:200]}"
+    if labels and (unknown := sorted({str(label) for label in predicted} - set(labels))):
+        return f"smoke test: labels {unknown} are not the model's {list(labels)}"
     return None
 
 
@@ -191,7 +228,8 @@ def run_canary(
     )
     work_dir.mkdir(parents=True, exist_ok=True)
     nginx = Nginx(work_dir / "nginx", plan.nginx_port)
-    body = sample_body(params)
+    canary_info = model_info(canary_tag)
+    body = sample_body(canary_info)
     servers: dict[str, BentoServer] = {}
     first_step = 0
     if resume is not None:
@@ -240,7 +278,7 @@ def run_canary(
                     log_tail=str(error)[-800:],
                 )
                 return state.data
-        problem = smoke_test(servers["canary"].url, body)
+        problem = smoke_test(servers["canary"].url, body, canary_info["labels"])
         if problem is not None:
             roll_back(f"canary failed its {problem}", step=None)
             return state.data
@@ -251,7 +289,13 @@ def run_canary(
 
         hold = plan.hold_s
         total = hold * len(plan.steps) + 10
-        traffic = Traffic(nginx.url, plan.traffic, total, work_dir) if drive_traffic else None
+        # Clients were written for the stable version: they send what it takes.
+        clients_model = model_info_path(str(state.data["stable"]["model_tag"]))
+        traffic = (
+            Traffic(nginx.url, plan.traffic, total, work_dir, clients_model)
+            if drive_traffic
+            else None
+        )
         started = time.time()
         if traffic is not None:
             traffic.__enter__()
@@ -383,14 +427,24 @@ def _promote(
 # --- blue-green and shadow ------------------------------------------------------------------------
 
 
-def _agreement_on_sample(params: Params, old_url: str, new_url: str) -> Disagreement | None:
-    """Label disagreement between two servers on held-out rows (a smoke test for a new model)."""
-    import pandas as pd
-
-    frame = pd.read_csv("data/prepared/test.csv").drop(columns="diagnosis")
-    rows = frame.astype(float).to_dict("records")
-    bodies = [json.dumps({"rows": rows[i : i + 8]}) for i in range(0, len(rows), 8)]
-    return label_disagreement(bodies, old_url, new_url)
+def _agreement_on_sample(
+    old_info: dict[str, Any], new_info: dict[str, Any], old_url: str, new_url: str
+) -> Disagreement | None:
+    """Label disagreement between two servers on held-out rows (a smoke test for a new model).
+    Each server gets the rows laid out for its own model's inputs; None when the held-out rows
+    lack an input of the old model (a breaking change of inputs: nothing to compare on)."""
+    try:
+        old_rows = sample_rows(old_info)
+    except ValueError as error:
+        log(f"agreement not measured: {error}")
+        return None
+    new_rows = sample_rows(new_info)
+    return label_disagreement(
+        request_bodies(old_rows, SAMPLE_REQUEST_ROWS),
+        old_url,
+        new_url,
+        canary_bodies=request_bodies(new_rows, SAMPLE_REQUEST_ROWS),
+    )
 
 
 def run_blue_green(
@@ -409,8 +463,9 @@ def run_blue_green(
         state.data["blue"] = variant(blue, blue_tag)
         green.wait_ready()
         state.data["green"] = variant(green, green_tag)
-        problem = smoke_test(green.url, sample_body(params))
-        disagreement = _agreement_on_sample(params, blue.url, green.url)
+        blue_info, green_info = model_info(blue_tag), model_info(green_tag)
+        problem = smoke_test(green.url, sample_body(green_info), green_info["labels"])
+        disagreement = _agreement_on_sample(blue_info, green_info, blue.url, green.url)
         limit = params.rollout.analysis.max_label_disagreement
         if problem is None and disagreement is not None and disagreement.exceeds(limit):
             problem = disagreement.failure(limit, "blue", "held-out")
@@ -424,7 +479,8 @@ def run_blue_green(
         log(f"DECISION: ABORT: green failed: {problem}; blue keeps all traffic")
         return state.data
     seconds = params.rollout.hold_s
-    with _maybe_traffic(nginx, params, 2 * seconds, work_dir, drive_traffic):
+    clients_model = model_info_path(blue_tag)
+    with _maybe_traffic(nginx, params, 2 * seconds, work_dir, drive_traffic, clients_model):
         time.sleep(seconds)
         switched_at = time.time()
         nginx.apply(Routing({green.port: 1}))
@@ -482,7 +538,8 @@ def run_shadow(
         seconds = params.rollout.hold_s * 2
         log(f"shadow: mirroring all traffic to {shadow_tag} for {seconds:g} s")
         started = time.time()
-        with _maybe_traffic(nginx, params, seconds, work_dir, drive_traffic):
+        clients_model = model_info_path(stable_tag)
+        with _maybe_traffic(nginx, params, seconds, work_dir, drive_traffic, clients_model):
             time.sleep(seconds)
         until = time.time()
         served = read_entries(nginx.access_log, started, until)
@@ -524,9 +581,11 @@ class _NoTraffic:
 
 
 def _maybe_traffic(
-    nginx: Nginx, params: Params, seconds: float, work_dir: Path, drive: bool
+    nginx: Nginx, params: Params, seconds: float, work_dir: Path, drive: bool, clients_model: Path
 ) -> Traffic | _NoTraffic:
-    return Traffic(nginx.url, params.rollout.traffic, seconds, work_dir) if drive else _NoTraffic()
+    if not drive:
+        return _NoTraffic()
+    return Traffic(nginx.url, params.rollout.traffic, seconds, work_dir, clients_model)
 
 
 def stop_all(params: Params, state_path: Path) -> None:

@@ -1,25 +1,113 @@
-"""A bounded Locust run in the background: the traffic that drives a rollout here and in CI."""
+"""Client traffic for rollouts and load tests: held-out rows as JSON requests, and a bounded
+Locust run in the background.
+
+Rows are sent the way a client of the model would send them, whatever the table: every input
+the model describes (model.json `inputs`), numbers for numeric features, strings for
+categoricals, true/false for booleans and null for a missing value. Never NaN: it is not JSON.
+Columns the model does not take (the label, ids) are left out by what the model says it takes,
+never by their names.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
+import pandas as pd
+
+from model.inputs import InputLayout, RawInput, boolean_value
 from model.params import TrafficParams
+
+HELD_OUT_ROWS = Path("data/prepared/test.csv")  # written by `prepare`
+MODEL_INFO_ENV = "LOAD_TEST_MODEL"  # model.json of the model the traffic is meant for
+ROWS_ENV = "LOAD_TEST_ROWS"  # CSV the traffic draws its rows from
+
+
+def model_inputs(info: Mapping[str, Any]) -> tuple[RawInput, ...]:
+    """The raw inputs a model.json (or BentoML model metadata) describes. A model exported
+    before models described their inputs took a number for each of its `feature_names`."""
+    if "inputs" in info:
+        return InputLayout.from_metadata(info).inputs
+    return tuple(RawInput(name=name, kind="numeric") for name in info["feature_names"])
+
+
+def read_rows(path: Path, inputs: Sequence[RawInput]) -> pd.DataFrame:
+    """A CSV with the model's categorical and boolean columns read as text, as `prepare` wrote
+    them ('01' stays '01'); ValueError naming the inputs the file lacks."""
+    text = {item.name: str for item in inputs if item.kind != "numeric"}
+    frame = pd.read_csv(path, dtype=text)
+    if missing := [item.name for item in inputs if item.name not in frame.columns]:
+        raise ValueError(f"{path} lacks columns the model takes: {missing}")
+    return frame
+
+
+def _json_value(value: Any, item: RawInput, integer: bool) -> Any:
+    if pd.isna(value):
+        return None
+    if item.kind == "categorical":
+        return str(value)
+    if item.kind == "boolean":
+        flag = boolean_value(value)
+        return None if math.isnan(flag) else flag == 1.0
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{item.name}: {value!r} is not a finite number")
+    return int(number) if integer else number
+
+
+def client_rows(frame: pd.DataFrame, inputs: Sequence[RawInput]) -> list[dict[str, Any]]:
+    """Each row as a {feature: value} mapping a client would send as JSON."""
+    integer = {item.name: pd.api.types.is_integer_dtype(frame[item.name]) for item in inputs}
+    columns = [frame[item.name].astype(object).tolist() for item in inputs]
+    return [
+        {
+            item.name: _json_value(value, item, integer[item.name])
+            for item, value in zip(inputs, values, strict=True)
+        }
+        for values in zip(*columns, strict=True)
+    ]
+
+
+def held_out_rows(path: Path, inputs: Sequence[RawInput]) -> list[dict[str, Any]]:
+    """Every row of a CSV (a prepared split, say) as the model's clients send rows."""
+    return client_rows(read_rows(path, inputs), inputs)
+
+
+def request_body(rows: Sequence[Mapping[str, Any]]) -> str:
+    """A POST /predict body; refuses NaN rather than send what no JSON parser accepts."""
+    return json.dumps({"rows": list(rows)}, allow_nan=False)  # ASCII: \u escapes travel anywhere
+
+
+def request_bodies(rows: Sequence[Mapping[str, Any]], size: int) -> list[str]:
+    """The rows as consecutive requests of at most `size` rows."""
+    return [request_body(rows[start : start + size]) for start in range(0, len(rows), size)]
 
 
 class Traffic:
-    """`with Traffic(url, params, seconds, folder):` Locust sends held-out rows until it ends."""
+    """`with Traffic(url, params, seconds, folder, model_info):` Locust sends held-out rows, laid
+    out for the model `model_info` (a model.json) describes, until the block ends."""
 
-    def __init__(self, url: str, params: TrafficParams, seconds: float, folder: Path) -> None:
+    def __init__(
+        self,
+        url: str,
+        params: TrafficParams,
+        seconds: float,
+        folder: Path,
+        model_info: Path | None = None,
+    ) -> None:
         self.url = url
         self.params = params
         self.seconds = seconds
         self.folder = folder
+        self.model_info = model_info
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Traffic:
@@ -36,6 +124,8 @@ class Traffic:
             "LOCUST_REQUESTS_PER_USER_S": str(self.params.requests_per_user_s),
             "LOAD_TEST_SUMMARY": str(self.folder / "traffic.json"),
         }
+        if self.model_info is not None:
+            env[MODEL_INFO_ENV] = str(self.model_info)
         with (self.folder / "traffic.log").open("wb") as log:
             self.process = subprocess.Popen(
                 command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

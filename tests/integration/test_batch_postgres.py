@@ -1,4 +1,5 @@
-"""Batch scoring against a real PostgreSQL server: re-runs add nothing, interrupted runs resume.
+"""Batch scoring against a real PostgreSQL server: re-runs add nothing, interrupted runs resume,
+and each probability column's comment holds its class label.
 
 The server is started for the session in a temporary directory (trust auth, loopback, a free
 port) and stopped at the end whatever happens. As root it runs as the `postgres` (or `nobody`)
@@ -20,9 +21,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy import BigInteger, Engine, column, create_engine, select, table
+from sqlalchemy import BigInteger, Engine, column, create_engine, inspect, select, table
 
-from serving.batch import BatchModel, Progress, load_model_dir, open_database, open_input
+from serving.batch import (
+    BatchModel,
+    Progress,
+    load_model_dir,
+    open_database,
+    open_input,
+    probability_columns,
+)
 from serving.batch import score_file as score
 from tests.batch_fixtures import export_tiny_model, input_frame
 
@@ -171,3 +179,13 @@ def test_postgres_stores_the_same_predictions_as_sqlite(
     query = f"SELECT * FROM {table_name} ORDER BY row_index"
     frames = [pd.read_sql(query, target).drop(columns="scored_at") for target in (engine, sqlite)]
     pd.testing.assert_frame_equal(*frames)
+
+
+def test_postgres_column_comments_give_each_probability_column_its_label(
+    csv_file: Path, model: BatchModel, engine: Engine, table_name: str
+) -> None:
+    score(open_input(csv_file), model, engine, table_name, chunk_rows=CHUNK)
+    entries = inspect(engine).get_columns(table_name)
+    comments = {entry["name"]: entry["comment"] for entry in entries}
+    for label, name in probability_columns(model.labels).items():
+        assert comments[name] == f"probability of class {label}"

@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 import yaml
 
+from model.params import Params
 from serving.bento_server import free_port
+from tests.conftest import REPO_ROOT
 from tests.pipeline_fixtures import VENV_BIN, dvc, project_env, run
 
-MODEL = "breast-cancer-classifier"
+MODEL = Params.load(REPO_ROOT / "params.yaml").registry.model_name  # the registry's name for it
 
 
 def edit_params(repo: Path, changes: dict[str, dict[str, Any]]) -> None:

@@ -6,18 +6,19 @@ import json
 from pathlib import Path
 
 import httpx
-import pandas as pd
 import pytest
 
 from serving.bento_server import BentoServer, free_port
+from serving.traffic import HELD_OUT_ROWS, held_out_rows, model_inputs, request_body
 from tests.rollout.conftest import rollout, state, store_tags
 
 pytestmark = pytest.mark.slow
 
 
 def _body(repo: Path, rows: int = 3) -> str:
-    frame = pd.read_csv(repo / "data/prepared/test.csv").drop(columns="diagnosis").head(rows)
-    return json.dumps({"rows": frame.astype(float).to_dict("records")})
+    """Held-out rows as the exported model's clients send them."""
+    info = json.loads((repo / "models/model.json").read_text())
+    return request_body(held_out_rows(repo / HELD_OUT_ROWS, model_inputs(info))[:rows])
 
 
 def _served_version(url: str, body: str) -> str:

@@ -1,22 +1,45 @@
-"""Canary analysis reads nginx's per-attempt log and judges each variant on its own attempts."""
+"""Canary analysis reads nginx's per-attempt log and judges each variant on its own attempts;
+the rows it replays, and the traffic that drives a rollout, are sent as a client would send them.
+
+Payload tests run on the generated mixed table (categoricals, a boolean, nulls, odd names): the
+inputs come from its fitted schema, never from a column's name.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+import httpx
+import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from model.features import fit_schema
+from model.inputs import RawInput
 from model.params import AnalysisParams
 from serving.analysis import (
     Disagreement,
     client_failures,
     judge,
+    label_disagreement,
     mirror_bodies,
     parse_entry,
+    read_entries,
     variant_stats,
 )
+from serving.traffic import (
+    client_rows,
+    held_out_rows,
+    model_inputs,
+    request_bodies,
+    request_body,
+)
+from tests.tables import mixed_contract, mixed_frame
 
 PARAMS = AnalysisParams(
     min_requests=5,
@@ -139,3 +162,156 @@ def test_more_rows_at_the_same_share_give_a_tighter_bound(share: float, small: i
     low = Disagreement(round(share * small), small)
     high = Disagreement(round(share * small) * 10, small * 10)
     assert high.lower_bound() >= low.lower_bound() - 1e-12
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    return mixed_frame(120, seed=3)
+
+
+@pytest.fixture(scope="module")
+def inputs(table: pd.DataFrame) -> tuple[RawInput, ...]:
+    return fit_schema(table, mixed_contract()).inputs
+
+
+def _first(inputs: tuple[RawInput, ...], kind: str) -> RawInput:
+    return next(item for item in inputs if item.kind == kind)
+
+
+def test_client_rows_carry_the_models_inputs_and_nothing_else(
+    table: pd.DataFrame, inputs: tuple[RawInput, ...]
+) -> None:
+    """The id and label columns are left out because the model does not take them."""
+    rows = client_rows(table, inputs)
+    assert len(rows) == len(table)
+    assert all(list(row) == [item.name for item in inputs] for row in rows)
+
+
+def test_client_rows_are_json_with_null_where_a_value_is_missing(
+    table: pd.DataFrame, inputs: tuple[RawInput, ...]
+) -> None:
+    rows = client_rows(table, inputs)
+    decoded = json.loads(json.dumps(rows, allow_nan=False))  # NaN would raise
+    for item in inputs:
+        sent_null = [row[item.name] is None for row in decoded]
+        assert sent_null == table[item.name].isna().tolist()
+    assert any(None in row.values() for row in decoded)  # the claim means something
+
+
+def test_client_rows_send_strings_booleans_and_numbers_by_kind(
+    table: pd.DataFrame, inputs: tuple[RawInput, ...]
+) -> None:
+    kinds: dict[str, Callable[[Any], bool]] = {
+        "categorical": lambda value: isinstance(value, str),
+        "boolean": lambda value: isinstance(value, bool),
+        "numeric": lambda value: isinstance(value, int | float) and not isinstance(value, bool),
+    }
+    for row in client_rows(table, inputs):
+        for item in inputs:
+            value = row[item.name]
+            assert value is None or kinds[item.kind](value), (item, value)
+
+
+def test_held_out_rows_keep_a_categorical_that_looks_like_a_number_as_text(
+    tmp_path: Path, table: pd.DataFrame, inputs: tuple[RawInput, ...]
+) -> None:
+    name = _first(inputs, "categorical").name
+    path = tmp_path / "rows.csv"
+    table.astype({name: object}).assign(**{name: "007"}).to_csv(path, index=False)
+    assert {row[name] for row in held_out_rows(path, inputs)} == {"007"}
+
+
+def test_held_out_rows_name_the_inputs_a_file_lacks(
+    tmp_path: Path, table: pd.DataFrame, inputs: tuple[RawInput, ...]
+) -> None:
+    name = _first(inputs, "boolean").name
+    path = tmp_path / "rows.csv"
+    table.drop(columns=name).to_csv(path, index=False)
+    with pytest.raises(ValueError, match=f"lacks columns the model takes: \\[{name!r}\\]"):
+        held_out_rows(path, inputs)
+
+
+def test_a_model_description_without_inputs_means_a_number_per_feature_name() -> None:
+    described = model_inputs({"feature_names": ["a b", "c.d"], "labels": ["x", "y"]})
+    assert [(item.name, item.kind) for item in described] == [
+        ("a b", "numeric"),
+        ("c.d", "numeric"),
+    ]
+
+
+def test_a_model_description_with_inputs_is_read_as_it_says(inputs: tuple[RawInput, ...]) -> None:
+    info = {"inputs": [item.model_dump(mode="json", exclude_defaults=True) for item in inputs]}
+    assert model_inputs(info) == inputs
+
+
+def test_a_request_body_refuses_nan() -> None:
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        request_body([{"x": math.nan}])
+
+
+@given(size=st.integers(1, 10))
+def test_request_bodies_send_every_row_once_in_order(size: int) -> None:
+    rows = [{"i": index} for index in range(23)]
+    bodies = request_bodies(rows, size)
+    assert [row for body in bodies for row in json.loads(body)["rows"]] == rows
+    assert all(len(json.loads(body)["rows"]) <= size for body in bodies)
+
+
+def test_log_entries_with_non_ascii_bodies_are_read(tmp_path: Path) -> None:
+    """nginx writes a body's UTF-8 bytes as they came; feature names need not be ASCII."""
+    body = json.dumps({"rows": [{"Région": "north"}]}, ensure_ascii=False)
+    line = json.loads(_line("127.0.0.1:1", "200", "0.001", body=body))
+    log = tmp_path / "access.log"
+    log.write_bytes((json.dumps(line, ensure_ascii=False) + "\n").encode())
+    [entry] = read_entries(log, 0, 2000)
+    assert entry.body == body
+
+
+def _fake_servers(
+    monkeypatch: pytest.MonkeyPatch, answers: dict[str, Callable[[dict[str, Any]], str]]
+) -> list[tuple[str, dict[str, Any]]]:
+    """Servers at the URLs in `answers`, labelling each row with answers[url](row); returns
+    what each was sent."""
+    sent: list[tuple[str, dict[str, Any]]] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        base = f"{request.url.scheme}://{request.url.host}:{request.url.port}"
+        rows = json.loads(request.content)["rows"]
+        sent.extend((base, row) for row in rows)
+        return httpx.Response(200, json=[{"label": answers[base](row)} for row in rows])
+
+    real_client = httpx.Client
+    monkeypatch.setattr(
+        httpx,
+        "Client",
+        lambda **options: real_client(transport=httpx.MockTransport(handle), **options),
+    )
+    return sent
+
+
+STABLE, CANARY = "http://127.0.0.1:9001", "http://127.0.0.1:9002"
+
+
+def test_label_disagreement_compares_labels_whatever_their_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _fake_servers(
+        monkeypatch,
+        {
+            STABLE: lambda row: "ämber" if row["i"] % 3 else "blue/green",
+            CANARY: lambda row: "ämber" if row["i"] % 3 else "red.0",
+        },
+    )
+    bodies = request_bodies([{"i": index} for index in range(30)], 4)
+    assert label_disagreement(bodies, STABLE, CANARY) == Disagreement(differing=10, rows=30)
+
+
+def test_each_server_gets_the_rows_laid_out_for_its_own_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent = _fake_servers(monkeypatch, {STABLE: lambda row: "a", CANARY: lambda row: "a"})
+    old = [{"i": index} for index in range(5)]
+    new = [{"i": index, "added": True} for index in range(5)]
+    label_disagreement(request_bodies(old, 2), STABLE, CANARY, request_bodies(new, 2))
+    assert [row for url, row in sent if url == STABLE] == old
+    assert [row for url, row in sent if url == CANARY] == new
