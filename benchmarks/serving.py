@@ -2,21 +2,21 @@
 
 Contenders, all started in one run, each on its own free loopback port:
   (a) onnxruntime in-process: single-row calls in a tight loop, no HTTP (the limit)
-  (b) the real service, serving/service.py (BentoML, ONNX, adaptive batching)
+  (b) the real service, serving/service.py (BentoML, ONNX, opportunistic batching)
   (c) the naive peer, benchmarks/peers/naive_service.py (BentoML, torch eager, no batching)
   (d) FastAPI + uvicorn, one worker, benchmarks/peers/fastapi_app.py (ONNX, no batching)
 
 Method. Load is closed loop: wrk keeps `concurrency` connections, each sending its next request
-(one real test row) as soon as the previous answer arrives, so throughput and latency are those
-the server sustains at that concurrency. wrk (C, epoll) rather than a Python client, which
-saturates a core before these servers do; its CPU is measured and printed so a reader can check it
-is not the bottleneck. Machine noise drifts by tens of percent within minutes on a shared 2-core
-box, so runs are interleaved: for each repeat, for each concurrency, every server runs in turn
-(the order rotated between repeats), and the table shows medians over repeats; the ratios are
-medians of per-repeat ratios, which cancel most of the drift. Before measuring, every server
-must agree on the sample row's label and gets a warm-up run. CPU is reported in cores busy for
-each run: the server's process tree, wrk, and everything else on the machine ("other"), which
-shows when a neighbour competed for the two cores.
+(one real row: the first example export stored in models/model.json) as soon as the previous answer
+arrives, so throughput and latency are those the server sustains at that concurrency. wrk (C,
+epoll) rather than a Python client, which saturates a core before these servers do; its CPU is
+measured and printed so a reader can check it is not the bottleneck. Machine noise drifts by tens
+of percent within minutes on a shared 2-core box, so runs are interleaved: for each repeat, for
+each concurrency, every server runs in turn (the order rotated between repeats), and the table
+shows medians over repeats; the ratios are medians of per-repeat ratios, which cancel most of the
+drift. Before measuring, every server must agree on the sample row's label and gets a warm-up run.
+CPU is reported in cores busy for each run: the server's process tree, wrk, and everything else on
+the machine ("other"), which shows when a neighbour competed for the two cores.
 
 BentoML servers get their own BENTOML_HOME in a scratch folder (the real one sees the project's
 model store through a symlink): `bentoml serve` empties its home's Prometheus folder at start-up,
@@ -53,8 +53,8 @@ import onnxruntime as ort
 import psutil
 
 from model.atomic import write_json_atomically
-from model.features import FeatureSchema, read_split
-from model.inference import onnx_session, predict_proba
+from model.inference import Feeds, onnx_session, predict_proba
+from model.inputs import InputLayout
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -359,18 +359,18 @@ def run_wrk(
 
 
 def measure_inprocess(
-    session: ort.InferenceSession, features: np.ndarray, seconds: float, repeat: int
+    session: ort.InferenceSession, feeds: Feeds, seconds: float, repeat: int
 ) -> InProcessRun:
     """Single-row predict_proba calls back to back for `seconds`, timed one by one."""
     for _ in range(200):
-        predict_proba(session, features)
+        predict_proba(session, feeds)
     times: list[float] = []
     started = time.perf_counter()
     deadline = started + seconds
     now = started
     while now < deadline:
         before = time.perf_counter()
-        predict_proba(session, features)
+        predict_proba(session, feeds)
         now = time.perf_counter()
         times.append(now - before)
     p50, p99 = np.percentile(times, [50, 99]) * 1e3
@@ -477,16 +477,13 @@ def noise_note(results: Results) -> str:
 # --- the run -----------------------------------------------------------------------------------
 
 
-def sample_row() -> tuple[np.ndarray, bytes]:
-    """The first test row: (1, n_features) float32 for onnxruntime and the JSON request body."""
-    schema = FeatureSchema.load(ROOT / "data/prepared/features.json")
-    rows, _ = read_split(ROOT / "data/prepared/test.csv", schema)
-    row = rows[:1]
-    # str() of a float32 is its shortest round-trip form: 20.29, not 20.290000915527344
-    values = {
-        name: float(str(value)) for name, value in zip(schema.feature_names, row[0], strict=True)
-    }
-    return row, json.dumps({"rows": [values]}).encode()
+def sample_row(info: Mapping[str, Any]) -> tuple[Feeds, bytes]:
+    """The model's first example row (model.json): its feeds for onnxruntime and the JSON body."""
+    examples = info.get("examples") or []
+    if not examples:
+        raise SystemExit("models/model.json has no examples: export the model again (dvc repro)")
+    row = examples[0]
+    return InputLayout.from_metadata(info).feeds([row]), json.dumps({"rows": [row]}).encode()
 
 
 def model_store() -> Path:
@@ -568,7 +565,7 @@ def measure(
     wrk: str,
     running: list[Running],
     session: ort.InferenceSession,
-    features: np.ndarray,
+    feeds: Feeds,
     body_file: Path,
 ) -> Results:
     """Interleaved rounds: per repeat the in-process limit, then every concurrency x server."""
@@ -578,7 +575,7 @@ def measure(
         run_wrk(wrk, one, body_file, max(args.concurrency), args.warmup)
     for repeat in range(args.repeats):
         tag = f"[repeat {repeat + 1}/{args.repeats}]"
-        limit = measure_inprocess(session, features, args.duration, repeat)
+        limit = measure_inprocess(session, feeds, args.duration, repeat)
         results.inprocess.append(limit)
         print(f"{tag} onnx in-process: {limit.rows_per_s:,.0f} rows/s, p99 {limit.p99_ms:.3f} ms")
         for concurrency in args.concurrency:
@@ -605,10 +602,10 @@ def main(argv: list[str] | None = None) -> int:
     wrk = shutil.which("wrk")
     if wrk is None:
         raise SystemExit("wrk not found on PATH (Debian and Ubuntu: apt-get install wrk)")
-    features, body = sample_row()
+    info = json.loads((ROOT / "models/model.json").read_text())
+    feeds, body = sample_row(info)
     session = onnx_session(ROOT / "models/model.onnx", threads=1)
-    labels = json.loads((ROOT / "models/model.json").read_text())["labels"]
-    expected = str(labels[int(predict_proba(session, features)[0].argmax())])
+    expected = str(info["labels"][int(predict_proba(session, feeds)[0].argmax())])
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as folder:
         scratch = Path(folder)
         body_file = scratch / "body.json"
@@ -619,7 +616,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"sample row: in-process says {expected!r}; servers say {answers}")
             if set(answers.values()) != {expected}:
                 raise SystemExit(f"predictions disagree on the sample row: {answers}")
-            results = measure(args, wrk, running, session, features, body_file)
+            results = measure(args, wrk, running, session, feeds, body_file)
 
     limit = statistics.median(run.rows_per_s for run in results.inprocess)
     inprocess = min(results.inprocess, key=lambda run: abs(run.rows_per_s - limit))

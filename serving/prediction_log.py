@@ -6,6 +6,11 @@ buffer is full, new records are dropped and counted rather than slowing requests
 memory. Files rotate by size and the oldest are deleted, so the disk use is bounded too.
 Labels that arrive later (POST /feedback) are logged with the request id they belong to, which
 is how `make drift` joins them to predictions.
+
+A prediction record keeps the row as the client sent it, `{"features": {column: value}}`, with
+strings, booleans and nulls as they came, and the answer as the client got it (`probabilities`
+keyed by label, so records of models with other classes never mix up columns): drift reads
+both by name.
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import orjson
 
 CURRENT = "predictions.jsonl"
@@ -29,7 +33,6 @@ class PredictionLog:
         self,
         folder: Path,
         *,
-        feature_names: Sequence[str],
         sample_rate: float,
         buffer_rows: int,
         flush_interval_s: float,
@@ -37,7 +40,6 @@ class PredictionLog:
         max_files: int,
     ) -> None:
         self.folder = folder
-        self.feature_names = list(feature_names)
         self.sample_rate = sample_rate
         self.buffer: deque[dict[str, Any]] = deque()
         self.buffer_rows = buffer_rows
@@ -58,29 +60,29 @@ class PredictionLog:
     def record(
         self,
         request_id: str,
-        features: np.ndarray,
-        probabilities: np.ndarray,
-        labels: Sequence[str],
-        model_version: str,
+        rows: Sequence[dict[str, Any]],
+        predictions: Sequence[dict[str, Any]],
         latency_ms: float,
     ) -> None:
-        """Queue one record per row; the caller decides sampling per request (`sampled()`)."""
-        if len(self.buffer) + len(features) > self.buffer_rows:
-            self.dropped += len(features)
+        """Queue one record per row: the row ({column: value}, null as None) and the answer it
+        got ({"label", "probabilities" by label, "model_version"}). The caller decides sampling
+        per request (`sampled()`)."""
+        if len(self.buffer) + len(rows) > self.buffer_rows:
+            self.dropped += len(rows)
             return
         now = time.time()
-        for row, (values, probs) in enumerate(zip(features, probabilities, strict=True)):
+        for row, (values, answer) in enumerate(zip(rows, predictions, strict=True)):
             self.buffer.append(
                 {
                     "kind": "prediction",
                     "ts": now,
                     "request_id": request_id,
                     "row": row,
-                    "model_version": model_version,
+                    "model_version": answer["model_version"],
                     "latency_ms": latency_ms,
                     "features": values,
-                    "probabilities": probs,
-                    "label": labels[int(np.argmax(probs))],
+                    "probabilities": answer["probabilities"],
+                    "label": answer["label"],
                 }
             )
 
@@ -111,10 +113,7 @@ class PredictionLog:
         if not records:
             return 0
         # orjson: several times faster than json, so the GIL is held in shorter bursts.
-        lines = [
-            orjson.dumps(self._plain(record), option=orjson.OPT_SERIALIZE_NUMPY)
-            for record in records
-        ]
+        lines = [orjson.dumps(record) for record in records]
         path = self.folder / CURRENT
         with path.open("ab") as handle:
             handle.write(b"\n".join(lines) + b"\n")
@@ -122,14 +121,6 @@ class PredictionLog:
         if path.stat().st_size > self.max_file_bytes:
             self._rotate(path)
         return len(records)
-
-    def _plain(self, record: dict[str, Any]) -> dict[str, Any]:
-        if record["kind"] == "prediction":
-            record = dict(record)
-            record["features"] = dict(
-                zip(self.feature_names, record["features"].tolist(), strict=True)
-            )
-        return record
 
     def _rotate(self, path: Path) -> None:
         path.rename(self.folder / f"predictions-{time.time_ns()}.jsonl")

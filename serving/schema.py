@@ -1,34 +1,115 @@
-"""Request and response types of POST /predict, built from the model's own feature list.
+"""Request and response types of POST /predict, built from the model's raw inputs.
 
-Validation happens here, per request and before adaptive batching, so one bad request gets its
-own 400 naming the row and field (pydantic's `loc`, e.g. ["rows", 3, "mean_radius"]) and never
-spoils a batch shared with other requests.
+Validation happens here, per request and before batching, so one bad request gets its own 400
+naming the row and the feature by its column name (pydantic's `loc`, e.g. ["rows", 3, "<column>"])
+and never spoils a batch shared with other requests.
+
+Each input's kind decides what a value may be: a number must be finite and fit float32 (the
+graph's precision: a bigger one would become infinity and a null probability); a boolean is
+true/false; a categorical is one of its categories (`unseen: reject`, a JSON schema enum) or any
+short non-empty string (`unseen: other`). Nullable features accept null and may be left out;
+every other feature is required, and unknown keys are refused. Column names need not be Python
+identifiers, so the fields get synthetic names and the column name as alias.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Annotated, Any
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_serializer
+
+from model.inputs import InputLayout, RawInput
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+MAX_CATEGORY_LENGTH = 256  # characters of an open (unseen: other) categorical value
 
 # Strict: "1.5" (a string) and true (a bool) are not numbers; NaN and inf are refused.
-FeatureValue = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-FLOAT32_MAX, le=FLOAT32_MAX)]
+Boolean = Annotated[bool, Field(strict=True)]  # 1, "true" and "yes" are not booleans
+# "" is how the graph spells null: a client sends null for that, never the empty string.
+OpenCategory = Annotated[str, Field(strict=True, min_length=1, max_length=MAX_CATEGORY_LENGTH)]
 
 
-def row_model(feature_names: Sequence[str]) -> type[BaseModel]:
-    """One row: every feature required, nothing else allowed."""
-    fields: dict[str, Any] = {name: (FeatureValue, ...) for name in feature_names}
+def field_name(index: int) -> str:
+    """The Python name of the index-th feature's field (the column name is its alias)."""
+    return f"f{index}"
+
+
+def value_type(item: RawInput) -> Any:
+    """What one feature's value may be in a request."""
+    kind: Any
+    if item.kind == "numeric":
+        kind = Number
+    elif item.kind == "boolean":
+        kind = Boolean
+    elif item.unseen == "reject":
+        kind = Literal.__getitem__(item.categories)  # an enum in the JSON schema
+    else:
+        kind = OpenCategory
+    return kind | None if item.nullable else kind
+
+
+def row_model(inputs: Sequence[RawInput]) -> type[BaseModel]:
+    """One row: required features, nullable ones defaulting to null, nothing else allowed."""
+    fields: dict[str, Any] = {
+        field_name(index): (
+            value_type(item),
+            Field(default=None if item.nullable else ..., alias=item.name, title=item.name),
+        )
+        for index, item in enumerate(inputs)
+    }
     return create_model(
         "Row",
-        __config__=ConfigDict(extra="forbid", frozen=True),
+        __config__=ConfigDict(extra="forbid", frozen=True),  # keys are column names only
         **fields,
     )
 
 
-def example_row(feature_names: Sequence[str], mean: Sequence[float]) -> dict[str, float]:
-    """A typical row (the training means), used as the API's documented sample."""
-    return {name: round(value, 6) for name, value in zip(feature_names, mean, strict=True)}
+class RowSchema:
+    """The row model for a model's inputs, and how its validated rows become ONNX feeds."""
+
+    def __init__(self, inputs: Sequence[RawInput]) -> None:
+        self.inputs = tuple(inputs)
+        self.model = row_model(self.inputs)
+        # The same layout addressed by field name: a validated row's own `__dict__` (its fields
+        # in input order) feeds it as is, with no per-row copy keyed by column name.
+        self._layout = InputLayout(
+            [item.model_copy(update={"name": field_name(i)}) for i, item in enumerate(inputs)]
+        )
+
+    def feeds(self, rows: Sequence[BaseModel]) -> dict[str, np.ndarray]:
+        """ONNX feeds for validated rows, as `InputLayout.feeds` lays out their raw values."""
+        return self._layout.feeds([row.__dict__ for row in rows])
+
+    @staticmethod
+    def raw(rows: Sequence[BaseModel]) -> list[dict[str, Any]]:
+        """Validated rows as {column name: value}, null as None (what the prediction log keeps)."""
+        return [row.model_dump(by_alias=True) for row in rows]
+
+
+def placeholder_row(inputs: Sequence[RawInput]) -> dict[str, Any]:
+    """A valid row for a model that carries no examples: the API's documented sample."""
+    values: dict[str, Any] = {}
+    for item in inputs:
+        if item.kind == "numeric":
+            values[item.name] = 0.0
+        elif item.kind == "boolean":
+            values[item.name] = False
+        else:
+            values[item.name] = item.categories[0] if item.categories else None
+    return values
+
+
+def example_rows(metadata: Mapping[str, Any], inputs: Sequence[RawInput]) -> list[dict[str, Any]]:
+    """The API's documented sample: the real rows export stored (features in input order), else
+    a placeholder."""
+    examples = [
+        {item.name: row[item.name] for item in inputs if item.name in row}
+        for row in metadata.get("examples") or []
+    ]
+    return examples or [placeholder_row(inputs)]
 
 
 class Prediction(BaseModel):
@@ -42,14 +123,20 @@ class Prediction(BaseModel):
 
 
 class ModelInfo(BaseModel):
-    """GET /metadata."""
+    """GET /metadata: what a client needs to call the model, and where the model came from."""
 
     model_version: str
     model_tag: str
     feature_names: list[str]
+    inputs: list[RawInput]
     labels: list[str]
-    positive_label: str
+    positive_label: str | None  # two classes only
     onnx_sha256: str
     training_commit: str
     data_md5: str
     max_rows: int
+
+    @field_serializer("inputs")
+    def _as_exported(self, inputs: list[RawInput]) -> list[dict[str, Any]]:
+        """Each input as models/model.json writes it: only what differs from the defaults."""
+        return [item.model_dump(mode="json", exclude_defaults=True) for item in inputs]

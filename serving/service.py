@@ -1,9 +1,13 @@
 """BentoML service: the gated ONNX model behind POST /predict, GET /metadata and /model-card.
 
-Loads the model from the BentoML model store with onnxruntime only. Each request is validated on
-its own (serving/schema.py); requests that arrive together are then merged into one onnxruntime
-call (serving/batching.py). Settings come from params.yaml (`serving`), read once when the module
-is imported, which is when BentoML resolves the service.
+Loads the model from the BentoML model store with onnxruntime only. Everything about the table
+comes from the model's metadata (models/model.json, stored with the model): its raw `inputs`
+(name, kind, nullable, categories), `labels` and `examples`, so the same code serves any model
+the pipeline exports. Each request is validated on its own against those inputs
+(serving/schema.py); rows are laid out as the graph's feeds (model/inputs.py), and requests that
+arrive together are merged into one onnxruntime call (serving/batching.py). Settings come from
+params.yaml (`serving`), read once when the module is imported, which is when BentoML resolves
+the service.
 
 Hot-path choices, each measured with `make bench-serving` (see the README): POST /predict is
 answered by a lean ASGI handler (serving/hot_path.py) that shares `answer` with the declared API;
@@ -24,7 +28,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import bentoml
-import numpy as np
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -32,13 +35,14 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from model.inference import onnx_session, predict_proba
+from model.inputs import RawInput
 from model.params import Params
 from serving.batching import OpportunisticBatcher
 from serving.hot_path import PredictRoute
 from serving.limits import BodySizeLimit
 from serving.model_store import CARD_FILE, METADATA_FILE, ONNX_FILE, use_project_store
 from serving.prediction_log import PredictionLog
-from serving.schema import ModelInfo, Prediction, example_row, row_model
+from serving.schema import ModelInfo, Prediction, RowSchema, example_rows
 
 use_project_store()
 PARAMS = Params.load()
@@ -52,6 +56,8 @@ MODEL = bentoml.models.BentoModel(
 
 
 def _model_metadata() -> dict[str, Any]:
+    """models/model.json as stored with the model: the full file, nulls included (BentoML's own
+    copy of the metadata cannot hold a null, such as a multi-class model's `positive_label`)."""
     stored = MODEL.stored
     if stored is None:
         home = os.environ.get("BENTOML_HOME", "~/bentoml")
@@ -59,13 +65,15 @@ def _model_metadata() -> dict[str, Any]:
             f"no {MODEL.tag} in the BentoML model store under BENTOML_HOME={home}: "
             "run `make package` (or set BENTOML_HOME to the store that has it)"
         )
-    metadata: dict[str, Any] = stored.info.metadata
+    metadata: dict[str, Any] = json.loads((Path(stored.path) / METADATA_FILE).read_text())
     return metadata
 
 
-FEATURES: list[str] = list(_model_metadata()["feature_names"])
-Row = row_model(FEATURES)
-EXAMPLE = [example_row(FEATURES, [0.0] * len(FEATURES))]
+METADATA = _model_metadata()
+INPUTS = [RawInput.model_validate(item) for item in METADATA["inputs"]]
+SCHEMA = RowSchema(INPUTS)
+Row = SCHEMA.model
+EXAMPLES = example_rows(METADATA, INPUTS)
 
 predictions_total = bentoml.metrics.Counter(
     name="predictions_total",
@@ -87,32 +95,29 @@ metadata_app = Starlette()
 )
 @bentoml.asgi_app(metadata_app, path="/")  # GET /metadata; BentoML routes keep priority
 class Classifier:
-    """POST /predict {"rows": [{feature: number, ...}, ...]} -> one prediction per row."""
+    """POST /predict {"rows": [{feature: value, ...}, ...]} -> one prediction per row."""
 
     model = MODEL
 
     def __init__(self) -> None:
         stored = self.model  # BentoML resolves the class attribute to the stored model
         folder = Path(stored.path)
-        metadata = json.loads((folder / METADATA_FILE).read_text())
         self.info = ModelInfo(
             model_version=stored.info.labels.get("model_version", str(stored.tag.version)),
             model_tag=str(stored.tag),
-            onnx_sha256=metadata["sha256"],
+            onnx_sha256=METADATA["sha256"],
             max_rows=SETTINGS.max_rows,
-            **{key: metadata[key] for key in ModelInfo.model_fields if key in metadata},
+            **{key: METADATA[key] for key in ModelInfo.model_fields if key in METADATA},
         )
         self.session = onnx_session(folder / ONNX_FILE, SETTINGS.onnx_threads)
         self.batcher = OpportunisticBatcher(
-            lambda features: predict_proba(self.session, features),
+            lambda feeds: predict_proba(self.session, feeds),
             SETTINGS.batching.max_batch_size,
         )
-        self.labels = np.array(self.info.labels)
         version = self.info.model_version
         monitoring = PARAMS.monitoring
         self.prediction_log = PredictionLog(
             Path(os.environ.get(LOG_DIR_ENV) or monitoring.log_dir),
-            feature_names=FEATURES,
             sample_rate=monitoring.sample_rate,
             buffer_rows=monitoring.buffer_rows,
             flush_interval_s=monitoring.flush_interval_s,
@@ -136,7 +141,7 @@ class Classifier:
         self,
         rows: Annotated[
             list[Row],  # type: ignore[valid-type]
-            Field(min_length=1, max_length=SETTINGS.max_rows, examples=[EXAMPLE]),
+            Field(min_length=1, max_length=SETTINGS.max_rows, examples=[EXAMPLES]),
         ],
         ctx: bentoml.Context,
     ) -> list[Prediction]:
@@ -149,13 +154,10 @@ class Classifier:
     async def answer(
         self, rows: list[Any], request_id: str | None
     ) -> tuple[list[dict[str, Any]], bool]:
-        """Predictions for validated rows (plain dicts), and whether the request was logged."""
+        """Predictions for validated rows (`Row`s), and whether the request was logged."""
         started = time.perf_counter()
-        # (rows, n_features) in the model's feature order -> (rows, n_classes)
-        features = np.array(
-            [[getattr(row, name) for name in FEATURES] for row in rows], dtype=np.float32
-        )
-        probabilities = await self.batcher(features)
+        # {"numeric": (rows, k) float32, "categorical": (rows, m) str} -> (rows, n_classes)
+        probabilities = await self.batcher(SCHEMA.feeds(rows))
         version = self.info.model_version
         labels = self.info.labels
         predictions = []
@@ -173,7 +175,7 @@ class Classifier:
         if logged:
             latency_ms = (time.perf_counter() - started) * 1000
             self.prediction_log.record(
-                request_id or uuid.uuid4().hex, features, probabilities, labels, version, latency_ms
+                request_id or uuid.uuid4().hex, SCHEMA.raw(rows), predictions, latency_ms
             )
         return predictions, logged
 

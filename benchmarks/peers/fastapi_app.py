@@ -1,11 +1,10 @@
 """Benchmark peer (d): FastAPI + uvicorn + onnxruntime on the same ONNX model, no batching.
 
 The hand-rolled alternative to BentoML: one onnxruntime session (one intra-op thread, as
-serving uses), one call per request, the real service's request schema (the same validation)
-and response JSON. The model
-path comes from `PEER_ONNX_MODEL` (default models/model.onnx, relative to the repository root);
-its metadata is the .json file beside it. Run with
-`uvicorn benchmarks.peers.fastapi_app:app --workers 1`.
+serving uses), one call per request, the real service's request schema (the same validation,
+built from the model's `inputs`) and response JSON. The model path comes from `PEER_ONNX_MODEL`
+(default models/model.onnx, relative to the repository root); its metadata is the .json file
+beside it. Run with `uvicorn benchmarks.peers.fastapi_app:app --workers 1`.
 """
 
 from __future__ import annotations
@@ -17,13 +16,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import onnxruntime as ort
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, Field
 
 from model.inference import onnx_session, predict_proba
-from serving.schema import Prediction, row_model
+from model.inputs import RawInput
+from serving.schema import Prediction, RowSchema
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_ENV = "PEER_ONNX_MODEL"
@@ -35,7 +34,6 @@ class PeerModel:
     """The session and what turns its output into predictions."""
 
     session: ort.InferenceSession
-    features: list[str]
     labels: list[str]
     version: str
 
@@ -44,18 +42,18 @@ class PeerModel:
         info = json.loads(path.with_suffix(".json").read_text())
         return cls(
             session=onnx_session(path, threads=1),
-            features=info["feature_names"],
             labels=info["labels"],
             version=f"sha-{info['sha256'][:12]}",
         )
 
 
-# The service's own row schema (every feature required, strict finite numbers, nothing else),
-# so that both servers do the same validation work per request.
+# The service's own row schema (required and nullable features, strict values by kind, nothing
+# else), so that both servers do the same validation work per request.
 _MODEL_INFO = json.loads(
     (ROOT / os.environ.get(MODEL_ENV, DEFAULT_MODEL)).with_suffix(".json").read_text()
 )
-Row = row_model(_MODEL_INFO["feature_names"])
+SCHEMA = RowSchema([RawInput.model_validate(item) for item in _MODEL_INFO["inputs"]])
+Row = SCHEMA.model
 
 
 class PredictRequest(BaseModel):
@@ -83,11 +81,8 @@ async def predict(body: PredictRequest, request: Request) -> list[Prediction]:
     # `async def` on purpose: a single-row onnxruntime call takes tens of microseconds, less than
     # the hop to the threadpool a plain `def` endpoint would pay.
     model: PeerModel = request.app.state.model
-    # (rows, n_features) in the model's feature order -> (rows, n_classes)
-    features = np.array(
-        [[getattr(row, name) for name in model.features] for row in body.rows], np.float32
-    )
-    probabilities = predict_proba(model.session, features)
+    # the graph's feeds (numbers and strings) -> (rows, n_classes)
+    probabilities = predict_proba(model.session, SCHEMA.feeds(body.rows))
     return [
         Prediction(
             label=model.labels[int(row.argmax())],

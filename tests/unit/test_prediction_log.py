@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 from serving.prediction_log import PredictionLog, log_files
+
+# A raw row as a client sends it: odd column names, a string, a boolean and a null.
+ROW: dict[str, Any] = {"Size (cm)": 1.5, "Région": "north", "Is Active": True, "weight.kg": None}
+# The answer it got, as the client got it.
+ANSWER: dict[str, Any] = {
+    "label": "blue/green",
+    "probabilities": {"ämber": 0.2, "blue/green": 0.7, "red.0": 0.1},
+    "model_version": "v1-abc",
+}
 
 
 def _log(folder: Path, **overrides: float) -> PredictionLog:
@@ -18,13 +26,11 @@ def _log(folder: Path, **overrides: float) -> PredictionLog:
         "max_file_bytes": 10_000,
         "max_files": 3,
     } | overrides
-    return PredictionLog(folder, feature_names=["a", "b"], **settings)  # type: ignore[arg-type]
+    return PredictionLog(folder, **settings)  # type: ignore[arg-type]
 
 
 def _record(log: PredictionLog, rows: int, request_id: str = "r") -> None:
-    features = np.ones((rows, 2), dtype=np.float32)
-    probabilities = np.tile([0.2, 0.8], (rows, 1))
-    log.record(request_id, features, probabilities, ["no", "yes"], "v1-abc", 1.5)
+    log.record(request_id, [dict(ROW)] * rows, [dict(ANSWER)] * rows, 1.5)
 
 
 def test_records_are_written_as_json_lines_drift_can_read(tmp_path: Path) -> None:
@@ -32,9 +38,10 @@ def test_records_are_written_as_json_lines_drift_can_read(tmp_path: Path) -> Non
     _record(log, 2, "req-1")
     log.feedback("req-1", 1, "no")
     assert log.flush() == 3
-    lines = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
-    assert lines[0]["features"] == {"a": 1.0, "b": 1.0}
-    assert lines[0]["label"] == "yes"
+    text = (tmp_path / "predictions.jsonl").read_text(encoding="utf-8")
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert lines[0]["features"] == ROW  # strings, booleans and nulls as sent, by column name
+    assert lines[0] == lines[0] | ANSWER  # the answer as the client got it, classes by name
     assert lines[1]["row"] == 1
     assert lines[2] == lines[2] | {"kind": "feedback", "request_id": "req-1", "true_label": "no"}
 
