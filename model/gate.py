@@ -25,7 +25,7 @@ from model.atomic import write_json_atomically
 from model.baseline import Baseline, resolve
 from model.behavior import Predict, directional_shares, invariance_flip_rate, per_class_recall
 from model.contract import Contract, ContractError
-from model.features import FeatureSchema, read_split
+from model.features import FeatureSchema, label_codes, read_frame
 from model.importance import as_json, permutation_ranking
 from model.inference import layout_of, onnx_session, predict_proba
 from model.inputs import OUTPUT_NAME, InputLayout
@@ -344,7 +344,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     gates = params.gate
     schema = FeatureSchema.load(args.prepared / "features.json")
-    frame, labels = read_split(args.prepared / "test.csv", schema)
+    # Every column of the split: a baseline may still need a feature since moved to `ignore`.
+    test_rows = read_frame(args.prepared / "test.csv", schema)
+    frame, labels = test_rows.loc[:, list(schema.feature_names)], label_codes(test_rows, schema)
     layout = schema.layout
     info = json.loads(args.metadata.read_text())
     metrics = json.loads(args.metrics.read_text())
@@ -360,13 +362,15 @@ def main(argv: list[str] | None = None) -> int:
     if baseline.model is not None:
         baseline_session = onnx_session(baseline.model, threads)
         baseline_layout = layout_of(baseline_session)
-        missing = [n for n in baseline_layout.names if n not in frame] if baseline_layout else []
+        missing = (
+            [n for n in baseline_layout.names if n not in test_rows] if baseline_layout else []
+        )
         if baseline_layout is None:
             baseline_note = "the baseline model does not describe its inputs: not measured"
         elif missing:
             baseline_note = f"the test split lacks baseline inputs {missing}: not measured"
         else:  # each model on its own inputs, the same rows
-            models["baseline"] = (baseline_session, baseline_layout.column_feeds(frame))
+            models["baseline"] = (baseline_session, baseline_layout.column_feeds(test_rows))
 
     from model.export import parity, parity_rows  # torch, only for the parity check
     from model.network import load_checkpoint
@@ -403,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         baseline_model = models["baseline"][0]
         ranking = permutation_ranking(
             lambda rows: predict_proba(baseline_model, baseline_layout.column_feeds(rows)),
-            frame.loc[:, list(baseline_layout.names)],
+            test_rows.loc[:, list(baseline_layout.names)],
             labels,
             len(schema.labels),
             params.evaluate.importance,
