@@ -9,6 +9,7 @@ any fails nothing is registered and the stage exits non-zero, stopping `dvc repr
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -36,6 +37,7 @@ from model.params import (
     EdgeGate,
     LatencyGate,
     MetricGate,
+    Params,
     load_checked,
 )
 
@@ -57,19 +59,34 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
+def _noise(pair: Mapping[str, Any] | None) -> str:
+    if pair is None:
+        return ""
+    word = "beyond noise" if pair["beyond_noise"] else "within noise"
+    return f" (paired 95% interval {pair['low']:+.4g} to {pair['high']:+.4g}: {word})"
+
+
 def metric_checks(
     candidate: Mapping[str, float],
     baseline: Mapping[str, float] | None,
     gates: Mapping[str, MetricGate],
+    paired: Mapping[str, Mapping[str, Any]] | None = None,
+    block_only_beyond_noise: bool = False,
 ) -> list[Check]:
-    """An absolute bound per metric, and a bound on the change against the baseline."""
+    """An absolute bound per metric, and a bound on the change against the baseline.
+
+    With `paired` (the paired bootstrap of candidate minus baseline on the same rows) each change
+    says whether it is beyond noise; with `block_only_beyond_noise`, a change past its limit
+    blocks only when the whole interval is past it."""
     checks = []
+    paired = paired or {}
     for name, gate in gates.items():
         if name not in candidate:
             checks.append(Check("metric", name, False, None, None, "metric missing from metrics"))
             continue
         value = candidate[name]
         base = None if baseline is None else baseline.get(name)
+        pair = paired.get(name)
         if gate.higher_is_better:
             if gate.min is not None:
                 ok = value >= gate.min
@@ -79,7 +96,9 @@ def metric_checks(
                 limit = base - gate.max_drop
                 ok = value >= limit
                 why = f"{_fmt(value)} vs baseline {_fmt(base)}: change {value - base:+.4g}"
-                why += f", allowed drop {_fmt(gate.max_drop)}"
+                why += f"{_noise(pair)}, allowed drop {_fmt(gate.max_drop)}"
+                if not ok and block_only_beyond_noise and pair and pair["high"] >= -gate.max_drop:
+                    ok, why = True, why + "; not blocking: the interval reaches an allowed change"
                 checks.append(Check("metric", f"{name}_vs_baseline", ok, value, limit, why, base))
         else:
             if gate.max is not None:
@@ -90,7 +109,9 @@ def metric_checks(
                 limit = base + gate.max_rise
                 ok = value <= limit
                 why = f"{_fmt(value)} vs baseline {_fmt(base)}: change {value - base:+.4g}"
-                why += f", allowed rise {_fmt(gate.max_rise)}"
+                why += f"{_noise(pair)}, allowed rise {_fmt(gate.max_rise)}"
+                if not ok and block_only_beyond_noise and pair and pair["low"] <= gate.max_rise:
+                    ok, why = True, why + "; not blocking: the interval reaches an allowed change"
                 checks.append(Check("metric", f"{name}_vs_baseline", ok, value, limit, why, base))
     return checks
 
@@ -315,6 +336,49 @@ def format_table(checks: list[Check], baseline: Baseline) -> str:
     return "\n".join([*lines, verdict])
 
 
+def _points(frame: pd.DataFrame, x: str, y: str) -> dict[str, list[list[float]]]:
+    """Curve points per class, rounded: the report draws them, it does not recompute them."""
+    return {
+        str(name): [
+            [round(float(a), 4), round(float(b), 4)] for a, b in zip(g[x], g[y], strict=True)
+        ]
+        for name, g in frame.groupby("class", sort=False)
+    }
+
+
+def paired_comparison(
+    labels: np.ndarray,
+    candidate: np.ndarray,
+    baseline: np.ndarray,
+    schema: FeatureSchema,
+    params: Params,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both models on the same test rows: paired bootstrap deltas, and the baseline's curves."""
+    from model.evaluate import curve_frames, paired_bootstrap  # torch, like the parity check
+
+    bootstrap = params.evaluate.bootstrap
+    deltas = paired_bootstrap(
+        labels,
+        candidate,
+        baseline,
+        schema.positive_index,
+        params.evaluate.calibration_bins,
+        bootstrap,
+    )
+    comparison = {
+        "rows": len(labels),
+        "resamples": bootstrap.resamples,
+        "confidence": bootstrap.confidence,
+        "metrics": deltas,
+    }
+    frames = curve_frames(labels, baseline, schema)
+    curves = {
+        "roc": _points(frames["roc"], "fpr", "tpr"),
+        "precision_recall": _points(frames["precision_recall"], "recall", "precision"),
+    }
+    return comparison, curves
+
+
 def _accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float((probabilities.argmax(axis=1) == labels).mean())
 
@@ -381,7 +445,16 @@ def main(argv: list[str] | None = None) -> int:
     checks = [parity_check(max_diff, params.export.parity_tolerance, len(raw_rows))]
     checks += interface_checks(candidate, info, contract)
     checks.append(input_schema_check(layout, baseline_layout))
-    checks += metric_checks(metrics, baseline.metrics, gates.metrics)
+    baseline_sha256 = hashlib.sha256(baseline.model).hexdigest() if baseline.model else None
+    comparison, curves = None, None
+    if "baseline" in models and baseline_sha256 != info["sha256"]:
+        comparison, curves = paired_comparison(
+            labels, candidate_probabilities, predict_proba(*models["baseline"]), schema, params
+        )
+    paired = comparison["metrics"] if comparison else None
+    checks += metric_checks(
+        metrics, baseline.metrics, gates.metrics, paired, gates.block_only_beyond_noise
+    )
     checks += behavior_checks(
         lambda rows: predict_proba(candidate, layout.column_feeds(rows)),
         frame,
@@ -420,8 +493,13 @@ def main(argv: list[str] | None = None) -> int:
         "passed": passed,
         "breaking": schema_check.value == "breaking",
         "input_changes": input_changes(layout, baseline_layout) if baseline_layout else None,
-        "baseline": baseline.describe() | ({"measured": baseline_note} if baseline_note else {}),
+        "baseline": baseline.describe()
+        | {"onnx_sha256": baseline_sha256}
+        | ({"measured": baseline_note} if baseline_note else {}),
         "candidate": {"onnx_sha256": info["sha256"], "metrics": metrics},
+        "identical": baseline_sha256 == info["sha256"],
+        "comparison": comparison,
+        "curves": {"baseline": curves},
         "checks": [asdict(check) for check in ordered(checks)],
         "latency": {name: asdict(profile) for name, profile in profiles.items()},
         "edge": {

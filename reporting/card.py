@@ -30,6 +30,7 @@ from model.params import Params
 from reporting.render import (
     METRIC_ORDER,
     NONE,
+    identical_to_baseline,
     importance_table,
     input_schema,
     is_breaking,
@@ -138,7 +139,8 @@ def _title(inputs: CardInputs) -> list[str]:
         ["Baseline", _baseline(inputs.gate)],
         ["Inputs", f"{len(_raw_inputs(inputs))} raw features; {_schema_status(inputs.gate)}"],
     ]
-    return [title, "", *markdown_table(["", ""], rows)]
+    # a list, not a headerless table: GFM draws an empty header row as a blank strip
+    return [title, "", *(f"- **{fact}**: {value}" for fact, value in rows)]
 
 
 def _schema_status(gate: Json) -> str:
@@ -156,7 +158,10 @@ def _baseline(gate: Json) -> str:
     baseline = gate.get("baseline") or {}
     if baseline.get("kind", "none") == "none":
         return "none: the first version, judged on absolute floors only"
-    return f"{baseline.get('kind')} `{baseline.get('source')}`"
+    text = f"{baseline.get('kind')} `{baseline.get('source')}`"
+    if identical_to_baseline(gate):
+        text += " is this very model (same ONNX sha256): not compared"
+    return text
 
 
 def _intended_use(facts: Json) -> list[str]:
@@ -305,7 +310,8 @@ def _metrics(inputs: CardInputs) -> list[str]:
     confidence = inputs.confidence or {}
     intervals = confidence.get("intervals", {})
     level = confidence.get("confidence")
-    base = (inputs.gate.get("baseline") or {}).get("metrics") or {}
+    identical = identical_to_baseline(inputs.gate)
+    base = {} if identical else (inputs.gate.get("baseline") or {}).get("metrics") or {}
     ci_header = f"{level:.0%} interval" if isinstance(level, float) else "interval"
     rows = []
     ordered = sorted(inputs.metrics.items(), key=lambda item: _metric_position(item[0]))
@@ -317,7 +323,7 @@ def _metrics(inputs: CardInputs) -> list[str]:
         change = (
             f"{round(value - before, 4) + 0.0:+.4f}" if isinstance(before, int | float) else NONE
         )
-        rows.append([name, _fixed(value), shown, _fixed(before), change])
+        rows.append([name, _fixed(value), shown, *([] if identical else [_fixed(before), change])])
     rows_note = confidence.get("rows")
     intro = "Test split" + (f", {rows_note} rows" if rows_note else "")
     if confidence:
@@ -327,7 +333,9 @@ def _metrics(inputs: CardInputs) -> list[str]:
         "",
         intro + ".",
         "",
-        *markdown_table(["metric", "value", ci_header, "baseline", "change"], rows),
+        *markdown_table(
+            ["metric", "value", ci_header, *([] if identical else ["baseline", "change"])], rows
+        ),
     ]
 
 

@@ -13,12 +13,19 @@ from pathlib import Path
 
 from model.atomic import write_text_atomically
 from reporting.github import DEFAULT_API_URL, GitHub, GitHubError
+from reporting.provenance import ALL_STAGES, PIPELINE_STAGES
 from reporting.render import load_inputs, render
 
 
 def render_command(args: argparse.Namespace) -> int:
     inputs = load_inputs(
-        args.reports, args.base_params, args.run_url, params=args.params, contract=args.contract
+        args.reports,
+        args.base_params,
+        args.run_url,
+        params=args.params,
+        contract=args.contract,
+        model=args.model,
+        expected=(*PIPELINE_STAGES, *args.expect),
     )
     markdown = render(inputs)
     write_text_atomically(args.out, markdown)
@@ -112,6 +119,19 @@ def parser() -> argparse.ArgumentParser:
         type=Path,
         default=Path("data/contract.yaml"),
         help="the data contract: the order of the label's classes in the confusion matrix",
+    )
+    render_parser.add_argument(
+        "--model",
+        type=Path,
+        default=Path("models/model.json"),
+        help="the exported model's metadata: the hash every report file must agree with",
+    )
+    render_parser.add_argument(
+        "--expect",
+        action="append",
+        default=[],
+        choices=[stage for stage in ALL_STAGES if stage not in PIPELINE_STAGES],
+        help=f"a stage expected beyond {', '.join(PIPELINE_STAGES)} (repeatable)",
     )
     render_parser.add_argument("--run-url", help="link to this CI run and its artifacts")
     render_parser.add_argument(

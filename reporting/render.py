@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from itertools import zip_longest
+from itertools import pairwise, zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,14 @@ import yaml
 
 from model.contract import Contract, ContractError
 from model.importance import importance_label, rank_moves
+from reporting.provenance import (
+    ALL_STAGES,
+    OUTPUTS,
+    PIPELINE_STAGES,
+    RunFiles,
+    mismatches,
+    stage_statuses,
+)
 
 MARKER = "<!-- mlops-starter-report -->"  # first line; how the sticky comment is found again
 PASS, FAIL, SKIP, WARN = "✅", "❌", "⚪", "⚠️"
@@ -54,6 +63,10 @@ class ReportInputs:
     importance: Json | None = None  # reports/importance.json; the baseline's is in gate.json
     confusion: tuple[tuple[str, str], ...] = ()  # (actual, predicted) class of each test row
     labels: tuple[str, ...] = ()  # the contract's classes, in the model's output order
+    model: Json | None = None  # models/model.json: the hash every other file is checked against
+    card: str | None = None  # reports/model_card.md
+    bento: Json | None = None  # reports/bento.json
+    expected: tuple[str, ...] = ()  # stages whose output must be there (provenance.ALL_STAGES)
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -78,6 +91,10 @@ def _read_yaml(path: Path | None) -> Json | None:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a YAML mapping")
     return data
+
+
+def _read_text(path: Path) -> str | None:
+    return path.read_text(encoding="utf-8") if path.is_file() else None
 
 
 def _read_rows(path: Path) -> list[dict[str, str]]:
@@ -112,9 +129,11 @@ def load_inputs(
     *,
     params: Path | None = None,
     contract: Path | None = None,
+    model: Path | None = None,
+    expected: Sequence[str] = PIPELINE_STAGES,
 ) -> ReportInputs:
-    """Read the report files under `reports`; `params` and `contract` default to the project's
-    files beside it (params.yaml, data/contract.yaml)."""
+    """Read the report files under `reports`; `params`, `contract` and `model` default to the
+    project's files beside it (params.yaml, data/contract.yaml, models/model.json)."""
     plots = reports / "plots"
     return ReportInputs(
         gate=_read_json(reports / "gate.json"),
@@ -133,6 +152,22 @@ def load_inputs(
         labels=_read_labels(
             contract if contract is not None else reports.parent / "data" / "contract.yaml"
         ),
+        model=_read_json(model if model is not None else reports.parent / "models" / "model.json"),
+        card=_read_text(reports / "model_card.md"),
+        bento=_read_json(reports / "bento.json"),
+        expected=tuple(expected),
+    )
+
+
+def run_files(inputs: ReportInputs) -> RunFiles:
+    return RunFiles(
+        model=inputs.model,
+        validation=inputs.validation,
+        gate=inputs.gate,
+        card=inputs.card,
+        bento=inputs.bento,
+        load_test=inputs.load_test,
+        rollout=inputs.rollout,
     )
 
 
@@ -174,10 +209,25 @@ def _percent(value: float | None, digits: int = 2) -> str:
     return NONE if value is None else f"{value:.{digits}%}"
 
 
+NUMBER = re.compile(
+    r"^(\*\*)?[+\-▲▼=≤≥]? ?[0-9][0-9,.]*(\*\*)?( ?(%|ms|µs|KiB|x|req/s))?"
+    r"( ± [0-9.]+| \[[+\-0-9., to]+\])?$"
+)
+
+
+def _numeric(cells: Sequence[str]) -> bool:
+    """A column of numbers (dashes aside) is right-aligned, so digits line up."""
+    filled = [cell for cell in cells if cell not in ("", NONE)]
+    return bool(filled) and all(NUMBER.match(cell) for cell in filled)
+
+
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
-    return lines
+    """A GFM table: every cell escaped, numeric columns right-aligned."""
+    cells = [[_cell(value) for value in row] for row in rows]
+    columns = [[row[i] for row in cells if i < len(row)] for i in range(len(header))]
+    rule = "|" + "".join("---:|" if _numeric(column) else "---|" for column in columns)
+    lines = ["| " + " | ".join(_cell(name) for name in header) + " |", rule]
+    return lines + ["| " + " | ".join(row) + " |" for row in cells]
 
 
 def _check_mark(check: Json) -> str:
@@ -194,13 +244,23 @@ def _failing_first(checks: Iterable[Json]) -> list[Json]:
 # --- sections --------------------------------------------------------------------------------
 
 
+def identical_to_baseline(gate: Json | None) -> bool:
+    """The candidate is the baseline itself (same ONNX bytes): a comparison would say nothing."""
+    candidate = ((gate or {}).get("candidate") or {}).get("onnx_sha256")
+    baseline = ((gate or {}).get("baseline") or {}).get("onnx_sha256")
+    return bool(candidate) and candidate == baseline
+
+
 def _baseline_text(gate: Json) -> str:
     baseline = gate.get("baseline") or {}
-    notes = "; ".join(str(n) for n in (baseline.get("note"), baseline.get("measured")) if n)
     if baseline.get("kind", "none") == "none":
-        text = "first run: no baseline, only absolute floors apply"
-    else:
-        text = f"{baseline.get('kind')} `{baseline.get('source')}`"
+        # the note already says why, in the baseline resolver's words; say it once
+        return str(baseline.get("note") or "none (first run): only absolute floors apply")
+    text = f"{baseline.get('kind')} `{baseline.get('source')}`"
+    if identical_to_baseline(gate):
+        digest = str(baseline.get("onnx_sha256"))[:12]
+        text += f" is this very model (same ONNX sha256 `{digest}`): nothing to compare"
+    notes = "; ".join(str(n) for n in (baseline.get("note"), baseline.get("measured")) if n)
     return f"{text} ({notes})" if notes else text
 
 
@@ -237,46 +297,81 @@ def schema_line(gate: Json | None) -> str | None:
     return f"Input schema changed, compatibly: {change}. Clients of the baseline keep working."
 
 
-def headline(inputs: ReportInputs) -> list[str]:
-    """The verdict first: a reviewer who reads one line should know whether to merge."""
-    parts: list[tuple[str, str, bool]] = []  # (name, line, passed)
-    gate = inputs.gate
-    if gate is None:
-        parts.append(("gate", "Gate: no gate report (the pipeline stopped before the gate)", False))
-    else:
-        checks = gate.get("checks", [])
-        failed = [check["name"] for check in checks if not check.get("passed")]
-        line = f"Gate: {len(checks) - len(failed)} of {len(checks)} checks passed"
-        if failed:
-            line += ": failing " + ", ".join(f"`{name}`" for name in failed)
-        parts.append(("gate", line, bool(gate.get("passed")) and not failed))
-    validation = inputs.validation
-    if validation is not None:
-        broken = len(validation.get("violations", []))
-        line = "Data validation: " + (
-            "passed" if validation.get("passed") else f"{broken} rule(s) broken"
-        )
-        parts.append(("data validation", line, bool(validation.get("passed"))))
-    if inputs.load_test is not None:
+def _gate_line(gate: Json) -> tuple[str, bool]:
+    checks = gate.get("checks", [])
+    failed = [check["name"] for check in checks if not check.get("passed")]
+    line = f"Gate: {len(checks) - len(failed)} of {len(checks)} checks passed"
+    if failed:
+        line += ": failing " + ", ".join(f"`{name}`" for name in failed)
+    return line, bool(gate.get("passed")) and not failed
+
+
+def _stage_line(stage: str, inputs: ReportInputs) -> tuple[str, bool] | None:
+    """The headline's line for a stage whose output is there; None when it is not."""
+    if stage == "validate" and inputs.validation is not None:
+        broken = len(inputs.validation.get("violations", []))
+        passed = bool(inputs.validation.get("passed"))
+        return "Data validation: " + ("passed" if passed else f"{broken} rule(s) broken"), passed
+    if stage == "gate" and inputs.gate is not None:
+        return _gate_line(inputs.gate)
+    if stage == "card" and inputs.card is not None:
+        return "Model card: written", True
+    if stage == "package" and inputs.bento is not None:
+        return f"Package: Bento `{inputs.bento.get('bento_tag')}`", True
+    if stage == "load_test" and inputs.load_test is not None:
         checks = list(inputs.load_test.get("checks", {}).values())
         held = sum(1 for check in checks if check.get("passed"))
-        line = f"Load test: {held} of {len(checks)} SLO checks held"
-        parts.append(("load test", line, bool(inputs.load_test.get("passed"))))
-    failing = [name for name, _, passed in parts if not passed]
-    title = f"## {PASS} Model report: every check passed"
-    if failing:
-        title = f"## {FAIL} Model report: blocked by " + ", ".join(failing)
-    if is_breaking(gate):
+        line = f"Load test (HTTP, under load): {held} of {len(checks)} SLO checks held"
+        return line, bool(inputs.load_test.get("passed"))
+    if stage == "rollout" and inputs.rollout is not None:
+        return f"Rollout: phase {inputs.rollout.get('phase')}", True
+    return None
+
+
+def headline(inputs: ReportInputs) -> list[str]:
+    """The verdict first, computed from every expected stage: a stage that failed or left no
+    output leads the page, and files from different runs are said to be so before anything."""
+    statuses = stage_statuses(run_files(inputs), inputs.expected)
+    mixed = mismatches(run_files(inputs))
+    parts: list[tuple[str, bool]] = []  # (line, passed), failures first
+    bad = [status for status in statuses if status.state != "passed"]
+    for status in bad:
+        present = _stage_line(status.stage, inputs)
+        if present is None:
+            output = OUTPUTS[status.stage]
+            parts.append((f"**{status.words}**: no `{output}` (it stopped before it)", False))
+        else:
+            parts.append((f"**{status.words}**: {present[0]}", False))
+    shown = {status.stage for status in bad}
+    for stage in ALL_STAGES:  # then every stage that passed, in pipeline order
+        present = None if stage in shown else _stage_line(stage, inputs)
+        if present is not None:
+            parts.append(present)
+    failing = [line for line, passed in parts if not passed]
+    if mixed:
+        title = f"## {FAIL} Model report: inputs from different pipeline runs"
+    elif bad:
+        title = f"## {FAIL} Model report: " + ", ".join(status.words for status in bad)
+    elif failing:
+        title = f"## {FAIL} Model report: blocked"
+    else:
+        title = f"## {PASS} Model report: every check passed"
+    if is_breaking(inputs.gate):
         title += f" ({WARN} breaking input change)"
     lines = [title, ""]
-    lines += [f"- {_mark(passed)} {line}" for _, line, passed in parts]
-    schema = schema_line(gate)
+    if mixed:
+        lines += [
+            f"> {FAIL} **Stale or mixed report**: " + "; ".join(mixed) + ". "
+            "Run the pipeline again (`make repro`), then `make report`.",
+            "",
+        ]
+    lines += [f"- {_mark(passed)} {line}" for line, passed in parts]
+    schema = schema_line(inputs.gate)
     if schema:
-        lines.insert(3, f"- {schema}")  # right under the gate's line
-    if validation is None:
-        lines.append(f"- {SKIP} Data validation: no report")
-    if gate is not None:
-        lines.append(f"- Baseline: {_baseline_text(gate)}")
+        at = next((i for i, line in enumerate(lines) if "Gate: " in line), len(lines) - 1)
+        lines.insert(at + 1, f"- {schema}")  # right under the gate's line
+    if inputs.gate is not None:
+        lines.append(f"- Baseline: {_baseline_text(inputs.gate)}")
     return lines
 
 
@@ -336,11 +431,24 @@ def _kind(check: Json, metric: str) -> str:
     return str(check["name"]).removeprefix(f"{metric}_").replace("_", " ")
 
 
+def noise_word(comparison: Json) -> str:
+    """Plain words for a paired interval: does it exclude a zero change?"""
+    return "**beyond noise**" if comparison.get("beyond_noise") else "within noise"
+
+
+def _interval(comparison: Json) -> str:
+    return f"{comparison['low']:+.4f} to {comparison['high']:+.4f}"
+
+
 def metrics_section(gate: Json | None) -> list[str]:
+    """Candidate against baseline; with the gate's paired bootstrap, every delta has its
+    interval on the same test rows and a word for whether it is beyond noise."""
     lines = ["### Metrics against the base", ""]
     if gate is None:
         return [*lines, "No gate report."]
     metrics: Mapping[str, float] = gate.get("candidate", {}).get("metrics", {})
+    paired: Mapping[str, Json] = (gate.get("comparison") or {}).get("metrics") or {}
+    identical = identical_to_baseline(gate)
     by_metric: dict[str, list[Json]] = {}
     for check in gate.get("checks", []):
         if check.get("gate") == "metric":
@@ -353,15 +461,39 @@ def metrics_section(gate: Json | None) -> list[str]:
         checks = sorted(
             by_metric.get(name, []), key=lambda c: str(c["name"]).endswith("_vs_baseline")
         )
+        marks = ", ".join(f"{_mark(check.get('passed'))} {_kind(check, name)}" for check in checks)
+        value = float(metrics[name])
+        if identical:
+            rows.append([f"`{name}`", _fixed(value), marks or "not gated"])
+            continue
         baselines = [check["baseline"] for check in checks if check.get("baseline") is not None]
         base = float(baselines[0]) if baselines else None
-        value = float(metrics[name])
-        marks = ", ".join(f"{_mark(check.get('passed'))} {_kind(check, name)}" for check in checks)
-        delta = None if base is None else value - base
+        pair = paired.get(name)
+        delta: float | None
+        if pair is not None:  # both models on the same rows: the delta the interval is about
+            base, delta = float(pair["baseline"]), float(pair["delta"])
+            extra = [_interval(pair), noise_word(pair)]
+        else:
+            delta = None if base is None else value - base
+            extra = [NONE, NONE] if paired else []
         rows.append(
-            [f"`{name}`", _fixed(value), _fixed(base), _signed(delta), marks or "not gated"]
+            [f"`{name}`", _fixed(value), _fixed(base), _signed(delta), *extra, marks or "not gated"]
         )
-    return [*lines, *markdown_table(["metric", "candidate", "baseline", "delta", "checks"], rows)]
+    if identical:
+        note = "The candidate is the baseline itself (same ONNX sha256): not compared."
+        return [*lines, note, "", *markdown_table(["metric", "candidate", "checks"], rows)]
+    header = ["metric", "candidate", "baseline", "delta"]
+    if paired:
+        comparison = gate.get("comparison") or {}
+        level = float(comparison.get("confidence", 0.95))
+        header += [f"{level:.0%} paired interval", "noise"]
+        lines += [
+            f"Baseline and delta: both models on the same {_count(comparison.get('rows'))} test "
+            f"rows; intervals from {_count(comparison.get('resamples'))} paired bootstrap "
+            "resamples (both models scored on each resample).",
+            "",
+        ]
+    return [*lines, *markdown_table([*header, "checks"], rows)]
 
 
 def class_order(labels: Sequence[str], seen: Iterable[str]) -> list[str]:
@@ -512,8 +644,13 @@ def params_section(params: Json | None, base: Json | None) -> list[str]:
     return [*lines, *markdown_table(["key", "change", "base", "this PR"], rows)]
 
 
+def _ms(value: float | None) -> str:
+    """In-process latencies: milliseconds with 4 decimals, the same in every row."""
+    return NONE if value is None else f"{value:.4f} ms"
+
+
 def latency_section(gate: Json | None) -> list[str]:
-    lines = ["### Model latency", ""]
+    lines = ["### Model latency (in-process: ONNX Runtime, no HTTP)", ""]
     latency = (gate or {}).get("latency")
     if not latency:
         return [*lines, "No latency measured."]
@@ -523,12 +660,12 @@ def latency_section(gate: Json | None) -> list[str]:
     sizes = sorted(
         {size for _, profile in profiles for size in profile.get("rows_per_second", {})}, key=int
     )
-    header = ["model", "p50 (ms)", "p99 (ms)", *(f"rows/s @ {size}" for size in sizes)]
+    header = ["model", "single-row p50", "single-row p99", *(f"rows/s, batch {s}" for s in sizes)]
     rows = [
         [
             name,
-            _sig(profile.get("p50_ms")),
-            _sig(profile.get("p99_ms")),
+            _ms(profile.get("p50_ms")),
+            _ms(profile.get("p99_ms")),
             *(_count(round(profile.get("rows_per_second", {}).get(size, 0))) for size in sizes),
         ]
         for name, profile in profiles
@@ -537,7 +674,10 @@ def latency_section(gate: Json | None) -> list[str]:
     baseline = latency.get("baseline")
     if baseline and baseline.get("p99_ms"):
         ratio = latency["candidate"]["p99_ms"] / baseline["p99_ms"]
-        lines += ["", f"Single-row p99, candidate / baseline: **{ratio:.2f}x**"]
+        lines += [
+            "",
+            f"Single-row p99, candidate / baseline, measured side by side: **{ratio:.2f}x**",
+        ]
     return lines
 
 
@@ -558,14 +698,27 @@ def edge_section(gate: Json | None) -> list[str]:
     return [*lines, *markdown_table(["model", "size", "accuracy"], rows), "", summary]
 
 
+SLO_UNITS = {"failure_ratio": "%", "requests_per_s": " req/s"}  # the rest are milliseconds
+
+
+def _slo_value(name: str, value: float | None) -> str:
+    if value is None:
+        return NONE
+    if SLO_UNITS.get(name) == "%":
+        return _percent(value)
+    if name in SLO_UNITS:
+        return f"{value:,.1f}{SLO_UNITS[name]}"
+    return f"{value:,.0f} ms" if name.endswith("_ms") else _sig(value)
+
+
 def load_test_section(load_test: Json | None) -> list[str]:
     if load_test is None:
         return []
-    lines = ["### Load test SLO", ""]
+    lines = ["### Load test SLO (through HTTP, under load)", ""]
     lines.append(
         f"{_mark(load_test.get('passed'))} {_count(load_test.get('requests'))} requests, "
         f"{_count(load_test.get('failures'))} failures, "
-        f"median {_count(load_test.get('median_ms'))} ms."
+        f"median {_slo_value('median_ms', load_test.get('median_ms'))} per request."
     )
     named = sorted(
         load_test.get("checks", {}).items(), key=lambda item: bool(item[1].get("passed"))
@@ -574,8 +727,8 @@ def load_test_section(load_test: Json | None) -> list[str]:
         [
             _mark(check.get("passed")),
             f"`{name}`",
-            _count(check.get("value")),
-            ("≥ " if check.get("kind") == "min" else "≤ ") + _count(check.get("budget")),
+            _slo_value(name, check.get("value")),
+            ("≥ " if check.get("kind") == "min" else "≤ ") + _slo_value(name, check.get("budget")),
         ]
         for name, check in named
     ]
@@ -607,18 +760,41 @@ def _chart_text(text: str) -> str:
     return " ".join(text.replace('"', "'").split())
 
 
+# Series colours, in plot order (candidate, baseline, chance): clear on GitHub's light (#ffffff)
+# and dark (#0d1117) backgrounds alike; Mermaid's default draws a lone series in pale #ECECFF.
+PALETTE = ("#2f81f7", "#f0883e", "#8b949e")
+COLOUR_NAMES = ("blue", "orange", "grey")
+
+
+def _init(roles: Sequence[int]) -> str:
+    """The palette for these series, by role (0 candidate, 1 baseline, 2 chance)."""
+    colours = ", ".join(PALETTE[role] for role in roles)
+    variables = {"xyChart": {"plotColorPalette": colours}}
+    return "%%{init: " + json.dumps({"themeVariables": variables}) + "}%%"
+
+
+def _axis(low: float, high: float) -> str:
+    return f"{_sig(low)} --> {_sig(high)}"
+
+
 def _line_chart(
-    title: str, x_title: str, y_title: str, points: list[tuple[float, float]]
+    title: str,
+    x_title: str,
+    y_title: str,
+    series: Sequence[Sequence[tuple[float, float]]],
+    roles: Sequence[int],
 ) -> list[str]:
-    labels = ", ".join(f'"{x:.2f}"' for x, _ in points)
-    values = ", ".join(f"{y:.3f}" for _, y in points)
+    """Lines on a numeric x axis: every series shares the evenly spaced x of the first."""
+    xs = [x for x, _ in series[0]]
+    lines = [f"    line [{', '.join(f'{y:.3f}' for _, y in points)}]" for points in series]
     return [
         "```mermaid",
+        _init(roles),
         "xychart-beta",
         f'    title "{_chart_text(title)}"',
-        f'    x-axis "{x_title}" [{labels}]',
+        f'    x-axis "{x_title}" {_axis(xs[0], xs[-1])}',
         f'    y-axis "{y_title}" 0 --> 1',
-        f"    line [{values}]",
+        *lines,
         "```",
     ]
 
@@ -629,8 +805,9 @@ def _bar_chart(title: str, y_title: str, bars: list[tuple[str, float]]) -> list[
     top = _sig(max(value for _, value in bars) * 1.2)  # from zero, so bar heights compare
     return [
         "```mermaid",
+        _init([0]),
         "xychart-beta",
-        f'    title "{title}"',
+        f'    title "{_chart_text(title)}"',
         f"    x-axis [{labels}]",
         f'    y-axis "{y_title}" 0 --> {top}',
         f"    bar [{values}]",
@@ -651,23 +828,72 @@ def curve_classes(inputs: ReportInputs) -> list[str]:
     return [name for name in class_order(inputs.labels, drawn) if name in drawn]
 
 
+def area_under_roc(curve: Curve) -> float:
+    """Trapezoids under the ROC points, sorted by false positive rate."""
+    points = sorted(curve)
+    return sum((x1 - x0) * (y0 + y1) / 2 for (x0, y0), (x1, y1) in pairwise(points))
+
+
+def average_precision(curve: Curve) -> float:
+    """Sum of precision times each recall step (scikit-learn's definition, no interpolation)."""
+    points = sorted(curve, key=lambda point: (point[0], -point[1]))
+    total, previous = 0.0, 0.0
+    for recall, precision in points:
+        total += (recall - previous) * precision
+        previous = recall
+    return total
+
+
+def baseline_curves(gate: Json | None, kind: str) -> dict[str, Curve]:
+    """The baseline model's curves on the same test rows, as the gate measured them."""
+    curves = (((gate or {}).get("curves") or {}).get("baseline") or {}).get(kind) or {}
+    return {name: tuple((float(x), float(y)) for x, y in points) for name, points in curves.items()}
+
+
+def _curve_chart(
+    kind: str,
+    whose: str,
+    candidate: Curve,
+    baseline: Curve | None,
+) -> list[str]:
+    """One ROC or precision-recall chart: candidate, baseline if any, and the chance line."""
+    is_roc = kind == "roc"
+    best = roc_at if is_roc else precision_at
+    score, name = (area_under_roc, "AUC") if is_roc else (average_precision, "AP")
+    points = resample(candidate, best)
+    series, roles = [points], [0]
+    legend = [f"{COLOUR_NAMES[0]}: candidate, {name} {score(candidate):.3f}"]
+    title = f"{'ROC' if is_roc else 'Precision-recall'}{whose}: {name} {score(candidate):.3f}"
+    if baseline:
+        series.append([(x, best(baseline, x)) for x, _ in points])
+        roles.append(1)
+        legend.append(f"{COLOUR_NAMES[1]}: baseline, {name} {score(baseline):.3f}")
+        title += f" vs {score(baseline):.3f}"
+    if is_roc:
+        series.append([(x, x) for x, _ in points])
+        roles.append(2)
+        legend.append(f"{COLOUR_NAMES[2]}: chance")
+    axes = ("false positive rate", "true positive rate") if is_roc else ("recall", "precision")
+    # Mermaid's xychart has no legend and clips a long title: the colours are named in text
+    return ["Lines: " + "; ".join(legend) + ".", *_line_chart(title, *axes, series, roles)]
+
+
 def curve_charts(
     inputs: ReportInputs, classes: Sequence[str], one_vs_rest: bool
 ) -> list[list[str]]:
-    """A ROC and a precision-recall chart per class. With several classes, one chart per class:
-    a Mermaid xychart has no legend, so one line per class in one chart could not be told apart.
-    """
+    """A ROC and a precision-recall chart per class, the baseline model's curve beside the
+    candidate's. With several classes, one chart per class: a Mermaid xychart has no legend, so
+    the title names each line by its colour."""
     charts = []
+    base_roc = baseline_curves(inputs.gate, "roc")
+    base_pr = baseline_curves(inputs.gate, "precision_recall")
     for name in classes:
         whose = _whose(name, one_vs_rest)
         if name in inputs.roc:
-            points = resample(inputs.roc[name], roc_at)
-            title = f"ROC curve{whose}"
-            charts.append(_line_chart(title, "false positive rate", "true positive rate", points))
+            charts.append(_curve_chart("roc", whose, inputs.roc[name], base_roc.get(name)))
         if name in inputs.precision_recall:
-            points = resample(inputs.precision_recall[name], precision_at)
-            title = f"Precision-recall (interpolated){whose}"
-            charts.append(_line_chart(title, "recall", "precision", points))
+            pr = inputs.precision_recall[name]
+            charts.append(_curve_chart("precision_recall", whose, pr, base_pr.get(name)))
     return charts
 
 
@@ -688,7 +914,8 @@ def charts_section(inputs: ReportInputs) -> list[str]:
         for name in ("candidate", "baseline", "int8")
         if latency.get(name, {}).get("p99_ms") is not None
     ]
-    latency_chart = [_bar_chart("Single-row p99 latency (ms)", "p99 (ms)", bars)] if bars else []
+    title = "Single-row p99 latency, in-process model (ms)"
+    latency_chart = [_bar_chart(title, "p99 (ms)", bars)] if bars else []
     if not curves and not latency_chart:
         return []
     lines = ["### Charts"]
@@ -723,7 +950,7 @@ def rollout_section(rollout: Json | None) -> list[str]:
                     _count(canary.get("requests")),
                     _count(canary.get("failures")),
                     _percent(canary.get("success_rate")),
-                    _sig(canary.get("p99_ms")),
+                    NONE if canary.get("p99_ms") is None else f"{canary['p99_ms']:.1f} ms",
                     _percent(step.get("label_disagreement"), 1),
                     f"{_mark(step.get('passed'))} {reasons}".strip(),
                 ]
@@ -734,7 +961,7 @@ def rollout_section(rollout: Json | None) -> list[str]:
             "requests",
             "failures",
             "success rate",
-            "p99 (ms)",
+            "p99 through HTTP",
             "label disagreement",
             "analysis",
         ]

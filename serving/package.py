@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         {
             "bento_tag": str(bento.tag),
             "model_tag": model_tag,
+            "onnx_sha256": info["sha256"],  # the report checks every output is of one model
             "labels": labels,
             "path": str(Path(bento.path).resolve()),
         },

@@ -9,6 +9,7 @@ tests/integration/test_gate_stage.py renders real ones.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -132,8 +133,8 @@ def test_a_model_json_without_inputs_falls_back_to_the_contract() -> None:
 def test_a_breaking_input_change_is_stated_in_the_card() -> None:
     card = render_card(_inputs("multiclass"))
     assert (
-        "| Inputs | 5 raw features; **breaking input change** against the baseline "
-        "(removed: count; retyped: Région) |" in card
+        "- **Inputs**: 5 raw features; **breaking input change** against the baseline "
+        "(removed: count; retyped: Région)\n" in card
     )
     inputs = _section(card, "## Inputs")
     assert inputs.startswith(
@@ -144,7 +145,7 @@ def test_a_breaking_input_change_is_stated_in_the_card() -> None:
 
 def test_unchanged_inputs_say_so_and_no_more() -> None:
     card = render_card(_inputs("passing"))
-    assert "| Inputs | 30 raw features; the same as the baseline's |" in card
+    assert "- **Inputs**: 30 raw features; the same as the baseline's" in card
     assert "reaking" not in card
 
 
@@ -236,3 +237,20 @@ def test_the_stage_refuses_a_failed_gate_and_writes_nothing(tmp_path: Path) -> N
     args = [str(gate), missing, missing, missing, missing, missing, missing, missing, str(out)]
     assert main(args) == 1
     assert not out.exists()
+
+
+def test_the_cards_first_facts_are_a_list_not_a_headerless_table() -> None:
+    card = render_card(_inputs("multiclass"))
+    assert "|  |  |" not in card
+    assert "\n- **Model file**: ONNX opset" in card
+
+
+def test_a_card_whose_baseline_is_the_model_itself_compares_nothing() -> None:
+    inputs = _inputs("multiclass")
+    gate = inputs.gate | {
+        "baseline": inputs.gate["baseline"]
+        | {"onnx_sha256": inputs.gate["candidate"]["onnx_sha256"]}
+    }
+    card = render_card(dataclasses.replace(inputs, gate=gate))
+    assert "is this very model (same ONNX sha256): not compared" in card
+    assert "| change |" not in card

@@ -144,3 +144,59 @@ def test_a_change_that_refuses_old_clients_is_breaking_yet_passes(
 
 def test_an_unknown_baseline_schema_is_said() -> None:
     assert input_schema_check(_layout(NUMBER), None).value == "unknown"
+
+
+def _probabilities(labels: np.ndarray, skill: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    scores = skill * np.eye(2)[labels] + rng.normal(0, 0.5, (len(labels), 2))
+    exp = np.exp(scores - scores.max(axis=1, keepdims=True))
+    probabilities: np.ndarray = exp / exp.sum(axis=1, keepdims=True)
+    return probabilities
+
+
+def test_a_model_compared_with_itself_is_within_noise_with_a_zero_interval() -> None:
+    from model.evaluate import paired_bootstrap
+    from model.params import BootstrapParams
+
+    labels = np.arange(200) % 2
+    probabilities = _probabilities(labels, 1.0, 0)
+    params = BootstrapParams(resamples=50, confidence=0.95, seed=0)
+    result = paired_bootstrap(labels, probabilities, probabilities, 1, 10, params)
+    assert result["roc_auc"] == {
+        "candidate": result["roc_auc"]["candidate"],
+        "baseline": result["roc_auc"]["candidate"],
+        "delta": 0.0,
+        "low": 0.0,
+        "high": 0.0,
+        "beyond_noise": False,
+    }
+
+
+def test_a_much_better_model_is_beyond_noise_on_the_same_rows() -> None:
+    from model.evaluate import paired_bootstrap
+    from model.params import BootstrapParams
+
+    labels = np.arange(300) % 2
+    params = BootstrapParams(resamples=100, confidence=0.95, seed=0)
+    good, poor = _probabilities(labels, 3.0, 1), _probabilities(labels, 0.3, 2)
+    result = paired_bootstrap(labels, good, poor, 1, 10, params)
+    assert result["roc_auc"]["beyond_noise"]
+    assert result["roc_auc"]["low"] > 0
+
+
+def test_a_drop_within_noise_blocks_by_default_and_passes_when_asked() -> None:
+    gates = {"roc_auc": MetricGate(max_drop=0.01)}
+    paired = {"roc_auc": {"low": -0.04, "high": 0.01, "beyond_noise": False}}
+    strict = metric_checks({"roc_auc": 0.95}, {"roc_auc": 0.97}, gates, paired)
+    lenient = metric_checks({"roc_auc": 0.95}, {"roc_auc": 0.97}, gates, paired, True)
+    assert _failed(strict) == {"roc_auc_vs_baseline"}
+    assert "within noise" in strict[0].why
+    assert _failed(lenient) == set()
+    assert "not blocking" in lenient[0].why
+
+
+def test_a_drop_beyond_noise_blocks_even_when_only_noise_is_forgiven() -> None:
+    gates = {"roc_auc": MetricGate(max_drop=0.01)}
+    paired = {"roc_auc": {"low": -0.05, "high": -0.02, "beyond_noise": True}}
+    checks = metric_checks({"roc_auc": 0.95}, {"roc_auc": 0.985}, gates, paired, True)
+    assert _failed(checks) == {"roc_auc_vs_baseline"}

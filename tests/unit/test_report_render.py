@@ -12,6 +12,7 @@ report, regenerate the goldens and review the diff:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from pathlib import Path
@@ -19,16 +20,20 @@ from pathlib import Path
 import pytest
 
 from reporting.cli import main
+from reporting.provenance import PIPELINE_STAGES, mismatches
 from reporting.render import (
     MARKER,
+    PALETTE,
     ReportInputs,
     confusion_section,
     load_inputs,
+    markdown_table,
     params_diff,
     precision_at,
     render,
     resample,
     roc_at,
+    run_files,
 )
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "report"
@@ -69,17 +74,23 @@ def test_every_mermaid_block_is_a_closed_xychart(case: str) -> None:
     assert markdown.count("```") == 2 * len(blocks)
     for block in blocks:
         lines = block.splitlines()
-        assert lines[0] == "xychart-beta"
+        assert lines[0].startswith('%%{init: {"themeVariables": {"xyChart": {"plotColorPalette"')
+        assert lines[1] == "xychart-beta"
         assert any(re.fullmatch(r"    (line|bar) \[[0-9., ]+\]", line) for line in lines)
 
 
-def test_first_run_says_only_absolute_floors_apply() -> None:
-    assert "first run: no baseline, only absolute floors apply" in render(_inputs("first_run"))
+def test_first_run_says_only_absolute_floors_apply_once() -> None:
+    markdown = render(_inputs("first_run"))
+    assert "- Baseline: no champion registered yet: only absolute floors apply\n" in markdown
+    assert markdown.count("only absolute floors apply") == 1
 
 
 def test_a_failing_report_names_what_blocked_it() -> None:
     headline = render(_inputs("failing")).splitlines()[2]
-    assert headline == "## ❌ Model report: blocked by gate, data validation, load test"
+    assert headline == (
+        "## ❌ Model report: validate failed, gate failed, card did not run, "
+        "package did not run, load_test failed"
+    )
 
 
 def test_failing_gate_checks_come_first() -> None:
@@ -92,8 +103,8 @@ def test_failing_gate_checks_come_first() -> None:
 def test_a_breaking_input_change_is_stated_under_the_verdict() -> None:
     lines = render(_inputs("multiclass")).splitlines()
     assert lines[2].endswith("(⚠️ breaking input change)")
-    assert lines[5].startswith("- ⚠️ **Breaking input change**: removed: count; retyped: Région.")
-    assert "Clients of the baseline would be refused" in lines[5]
+    assert lines[7].startswith("- ⚠️ **Breaking input change**: removed: count; retyped: Région.")
+    assert "Clients of the baseline would be refused" in lines[7]
 
 
 def test_the_breaking_schema_check_is_flagged_in_the_checks_table() -> None:
@@ -117,10 +128,10 @@ def test_a_compatible_input_change_is_said_without_alarm() -> None:
 
 def test_three_classes_get_one_roc_and_one_pr_curve_each() -> None:
     titles = re.findall(r'^    title "(.*)"$', render(_inputs("multiclass")), re.MULTILINE)
-    assert titles[:6] == [
+    assert [title.split(":")[0] for title in titles[:6]] == [
         f"{curve}, {name} against the rest"
         for name in ("ämber", "blue/green", "red.0")
-        for curve in ("ROC curve", "Precision-recall (interpolated)")
+        for curve in ("ROC", "Precision-recall")
     ]
 
 
@@ -135,9 +146,9 @@ def test_many_classes_start_with_their_curves_collapsed() -> None:
 
 def test_a_binary_label_gets_one_curve_pair_for_its_positive_class() -> None:
     titles = re.findall(r'^    title "(.*)"$', render(_inputs("passing")), re.MULTILINE)
-    assert titles[:2] == [
-        "ROC curve, positive class yes",
-        "Precision-recall (interpolated), positive class yes",
+    assert [title.split(":")[0] for title in titles[:2]] == [
+        "ROC, positive class yes",
+        "Precision-recall, positive class yes",
     ]
 
 
@@ -150,7 +161,7 @@ def test_the_confusion_matrix_is_n_by_n_in_the_contracts_class_order() -> None:
     table = confusion_section(confusion, ["c", "a", "b"])
     assert table[4:9] == [
         "| actual ↓ predicted → | `c` | `a` | `b` | rows | recall |",
-        "|---|---|---|---|---|---|",
+        "|---|---:|---:|---:|---:|---:|",
         "| `c` | **1** | 0 | 0 | 1 | 100.0% |",
         "| `a` | 0 | **2** | 1 | 3 | 66.7% |",
         "| `b` | 0 | 0 | **1** | 1 | 100.0% |",
@@ -168,13 +179,13 @@ def test_old_plot_files_without_a_class_column_still_chart(tmp_path: Path) -> No
     plots.mkdir(parents=True)
     (plots / "roc.csv").write_text("fpr,tpr\n0,0\n0,0.9\n1,1\n")
     markdown = render(load_inputs(tmp_path / "reports", None, None))
-    assert '    title "ROC curve"' in markdown
+    assert '    title "ROC: AUC 0.950"' in markdown
 
 
 def test_missing_optional_files_leave_their_sections_out(tmp_path: Path) -> None:
     markdown = render(load_inputs(tmp_path / "reports", None, None))
     assert markdown.startswith(MARKER + "\n")
-    assert "no gate report" in markdown
+    assert "gate did not run" in markdown
     assert "### Load test SLO" not in markdown
     assert "### Rollout" not in markdown
     assert "### Confusion matrix" not in markdown
@@ -216,3 +227,101 @@ def test_render_command_writes_the_report_and_appends_the_job_summary(
     argv = ["render", "--reports", str(reports), "--params", str(params), "--out", str(out)]
     assert main([*argv, "--summary"]) == 0
     assert summary.read_text() == "earlier step\n" + out.read_text()
+
+
+def _copy_case(case: str, tmp_path: Path) -> Path:
+    import shutil
+
+    shutil.copytree(FIXTURES / case, tmp_path / case)
+    return tmp_path / case
+
+
+def test_a_crashed_load_test_heads_the_report_instead_of_every_check_passed(
+    tmp_path: Path,
+) -> None:
+    root = _copy_case("passing", tmp_path)
+    (root / "reports" / "load_test.json").unlink()
+    lines = render(load_inputs(root / "reports", None, None)).splitlines()
+    assert lines[2] == "## ❌ Model report: load_test did not run"
+    assert lines[4].startswith("- ❌ **load_test did not run**: no `reports/load_test.json`")
+    assert "every check passed" not in "\n".join(lines)
+
+
+def test_an_expected_rollout_that_rolled_back_is_a_failed_stage(tmp_path: Path) -> None:
+    import json
+
+    root = _copy_case("passing", tmp_path)
+    summary = root / "reports" / "rollout" / "summary.json"
+    data = json.loads(summary.read_text()) | {"phase": "rolled_back"}
+    summary.write_text(json.dumps(data))
+    inputs = load_inputs(root / "reports", None, None, expected=(*PIPELINE_STAGES, "rollout"))
+    assert render(inputs).splitlines()[2] == "## ❌ Model report: rollout failed"
+
+
+def test_a_gate_from_another_run_is_said_in_the_first_lines(tmp_path: Path) -> None:
+    import json
+
+    root = _copy_case("passing", tmp_path)
+    model = root / "models" / "model.json"
+    model.write_text(json.dumps(json.loads(model.read_text()) | {"sha256": "c" * 64}))
+    lines = render(load_inputs(root / "reports", None, None)).splitlines()
+    assert lines[2] == "## ❌ Model report: inputs from different pipeline runs"
+    assert lines[4].startswith("> ❌ **Stale or mixed report**: the files describe different")
+    assert "`cccccccccccc` in `models/model.json`" in lines[4]
+
+
+def test_files_from_one_run_raise_no_mismatch() -> None:
+    assert mismatches(run_files(_inputs("passing"))) == []
+
+
+def test_a_candidate_identical_to_its_baseline_is_not_compared() -> None:
+    inputs = _inputs("passing")
+    gate = dict(inputs.gate or {})
+    gate["baseline"] = gate["baseline"] | {"onnx_sha256": gate["candidate"]["onnx_sha256"]}
+    markdown = render(dataclasses.replace(inputs, gate=gate))
+    assert "is this very model (same ONNX sha256" in markdown
+    assert "The candidate is the baseline itself (same ONNX sha256): not compared." in markdown
+    assert "+0.0000 |" not in markdown
+
+
+def test_every_delta_has_a_paired_interval_and_a_noise_word() -> None:
+    markdown = render(_inputs("failing"))
+    table = markdown[markdown.index("| metric | candidate") :].split("\n\n")[0].splitlines()
+    assert "95% paired interval" in table[0]
+    for row in table[2:]:
+        assert " to " in row
+        assert "beyond noise" in row or "within noise" in row
+
+
+def test_roc_charts_draw_the_baseline_beside_the_candidate_with_their_auc() -> None:
+    markdown = render(_inputs("passing"))
+    roc = next(block for block in MERMAID_BLOCK.findall(markdown) if 'title "ROC' in block)
+    assert roc.count("    line [") == 3  # candidate, baseline, chance
+    assert '    title "ROC, positive class yes: AUC 0.994 vs ' in roc
+    assert "Lines: blue: candidate, AUC 0.994; orange: baseline, AUC " in markdown
+    assert 'x-axis "false positive rate" 0 --> 1' in roc
+
+
+def test_latencies_say_where_they_were_measured_and_in_what_unit() -> None:
+    markdown = render(_inputs("passing"))
+    assert "### Model latency (in-process: ONNX Runtime, no HTTP)" in markdown
+    assert "### Load test SLO (through HTTP, under load)" in markdown
+    assert "| ✅ | `p99_ms` | 14 ms | ≤ 100 ms |" in markdown
+    assert "| candidate | 0.0069 ms | 0.0087 ms |" in markdown
+
+
+def test_numeric_columns_are_right_aligned_and_pipes_escaped() -> None:
+    table = markdown_table(["name", "value"], [["a | b", "0.5"], ["c", "12 ms"]])
+    assert table == ["| name | value |", "|---|---:|", "| a \\| b | 0.5 |", "| c | 12 ms |"]
+
+
+def test_the_palette_is_readable_on_githubs_light_and_dark_backgrounds() -> None:
+    def luminance(colour: str) -> float:
+        channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    for background in ("#ffffff", "#0d1117"):
+        for colour in PALETTE:
+            light, dark = sorted((luminance(colour), luminance(background)), reverse=True)
+            assert (light + 0.05) / (dark + 0.05) >= 2.5, (colour, background)
