@@ -131,6 +131,9 @@ class GateParams(Section):
     behavior: BehaviorGate
     latency: LatencyGate
     edge: EdgeGate
+    # true: a change against the baseline past its allowed drop/rise blocks only when the paired
+    # bootstrap interval (evaluate.bootstrap) lies wholly past the limit, i.e. beyond noise
+    block_only_beyond_noise: bool = False
 
 
 class RegistryParams(Section):
@@ -159,11 +162,18 @@ class ServingParams(Section):
     onnx_threads: int = Field(ge=1)
     max_rows: int = Field(ge=1)
     max_body_bytes: int = Field(ge=1024)
+    max_rows_in_flight: int = Field(ge=1)
     timeout_s: float = Field(gt=0)
     trace_predict: bool
     ready_timeout_s: float = Field(gt=0)
     batching: BatchingParams
     slo: SloParams
+
+    @model_validator(mode="after")
+    def _admits_a_full_request(self) -> ServingParams:
+        if self.max_rows_in_flight < self.max_rows:
+            raise ValueError("serving.max_rows_in_flight must be at least serving.max_rows")
+        return self
 
 
 class AnalysisParams(Section):
@@ -172,11 +182,13 @@ class AnalysisParams(Section):
     max_p99_ms: float = Field(gt=0)
     mirror_requests: int = Field(ge=1)
     max_label_disagreement: float = Field(ge=0, le=1)
+    max_client_error_increase: float = Field(ge=0, le=1)
 
 
 class TrafficParams(Section):
     users: int = Field(ge=1)
     requests_per_user_s: float = Field(gt=0)
+    min_offered_share: float = Field(gt=0, le=1)
 
 
 class KubernetesParams(Section):
@@ -207,15 +219,15 @@ class RolloutParams(Section):
 
 
 class DriftParams(Section):
+    """`make drift`: thresholds calibrated on the reference, at a false-alarm rate chosen here."""
+
     window_rows: int = Field(ge=1)
     min_rows: int = Field(ge=1)
-    psi_bins: int = Field(ge=2)
-    max_psi: float = Field(gt=0)
-    ks_alpha: float = Field(gt=0, lt=1)
-    max_missing_change: float = Field(gt=0, lt=1)
-    max_prediction_psi: float = Field(gt=0)
+    false_alarm_rate: float = Field(gt=0, lt=1)
+    resamples: int = Field(ge=100)
+    seed: int
     min_feedback_rows: int = Field(ge=1)
-    max_accuracy_drop: float = Field(ge=0)
+    max_accuracy_drop: float = Field(ge=0, lt=1)
 
 
 class MonitoringParams(Section):

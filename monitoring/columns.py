@@ -1,14 +1,12 @@
 """Per-feature drift: each feature of the live window against the training split, by its kind.
 
-- numeric: PSI over quantile bins of the training values and a two-sample KS test, on the
-  non-null values;
-- categorical and boolean: PSI over the known categories plus an `unseen` bucket (values the
-  training set never had), and a chi-square test on the same counts;
-- every feature: its share of nulls, which fires when it moved by more than
-  `max_missing_change` and by more than sampling noise explains.
-
-The KS and chi-square tests form one Bonferroni family over the features, the missing-rate tests
-another, each at `ks_alpha`: a table with many features does not alarm more often by chance.
+Two checks per feature, both calibrated on the reference (monitoring/calibration.py):
+- its distribution: numeric features by the Kolmogorov-Smirnov distance of their non-null values;
+  categorical and boolean ones by the chi-square distance of their shares over the known
+  categories plus an
+  `unseen` bucket (values the training set never had, counted and named in the report);
+- its share of nulls.
+The PSI beside them is for the reader; the verdict is the calibrated thresholds'.
 """
 
 from __future__ import annotations
@@ -22,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from model.inputs import RawInput, boolean_value
-from model.params import DriftParams
-from monitoring.measures import chi_square_test, count_psi, ks_test, psi
+from monitoring.calibration import Calibration, Check, counts_check, numbers_check, share_check
+from monitoring.measures import chi_square_distance, count_psi, ks_distance, psi
 from monitoring.report import FeatureDrift, quoted
 
 BOOLEAN_CATEGORIES = ("false", "true")
@@ -100,48 +98,77 @@ def _category(value: Any, item: RawInput) -> str:
         return str(value)
 
 
+def bucket_codes(values: Iterable[Any], item: RawInput) -> np.ndarray:
+    """Each categorical or boolean value's bucket: its category's position, len(categories) for
+    an unseen value, -1 for null."""
+    categories = categories_of(item)
+    index = {category: position for position, category in enumerate(categories)}
+    return np.array(
+        [
+            -1 if _is_null(value) else index.get(_category(value, item), len(categories))
+            for value in (values.tolist() if isinstance(values, pd.Series) else list(values))
+        ],
+        dtype=np.int64,
+    )
+
+
+def reference_checks(item: RawInput, values: pd.Series) -> tuple[Check, Check]:
+    """The feature's distribution check and null-share check, on the reference rows."""
+    if item.kind == "numeric":
+        numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+        return numbers_check(numbers), share_check(np.isnan(numbers))
+    codes = bucket_codes(values, item)
+    return counts_check(codes, len(categories_of(item)) + 1), share_check(codes < 0)
+
+
 def feature_drift(
-    inputs: Sequence[RawInput], reference: pd.DataFrame, current: pd.DataFrame, params: DriftParams
+    inputs: Sequence[RawInput],
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    calibration: Calibration,
 ) -> list[FeatureDrift]:
-    """Every feature, in contract order. `current` may lack a column: all its values are null."""
-    alpha = params.ks_alpha / len(inputs)
+    """Every feature, in contract order; feature i's checks are calibration columns 2i and
+    2i + 1. `current` may lack a column: all its values are null."""
     results = []
-    for item in inputs:
+    for position, item in enumerate(inputs):
         live = current[item.name] if item.name in current.columns else [None] * len(current)
         old, new = observe(reference[item.name], item), observe(live, item)
-        results.append(judge_feature(item, old, new, alpha, params))
+        results.append(judge_feature(item, old, new, calibration, 2 * position))
     return results
 
 
 def judge_feature(
-    item: RawInput, old: Observed, new: Observed, alpha: float, params: DriftParams
+    item: RawInput, old: Observed, new: Observed, calibration: Calibration, column: int
 ) -> FeatureDrift:
-    """One feature against its reference; `alpha` is already corrected for the number of tests."""
+    """One feature against its reference: its distribution check is calibration column
+    `column`, its null-share check the next one."""
     fired: list[str] = []
     reasons: list[str] = []
     numeric = item.kind == "numeric"
     test = "ks" if numeric else "chi_square"
-    index = statistic = pvalue = None
-    if numeric and old.numbers.size and new.numbers.size:
-        index = psi(old.numbers, new.numbers, params.psi_bins)
-        statistic, pvalue = ks_test(old.numbers, new.numbers)
-    elif not numeric and old.present and new.present:
-        index = count_psi(old.counts, new.counts)
-        statistic, pvalue = chi_square_test(old.counts, new.counts)
-    if index is not None and index > params.max_psi:
-        fired.append("psi")
-        reasons.append(f"PSI {index:.3f} > {params.max_psi}")
-    if pvalue is not None and pvalue < alpha:
+    index = None
+    if numeric:
+        statistic = ks_distance(old.numbers, new.numbers)
+        if old.numbers.size and new.numbers.size:
+            index = psi(old.numbers, new.numbers)
+    else:
+        statistic = float(chi_square_distance(old.counts, new.counts))
+        if old.present and new.present:
+            index = count_psi(old.counts, new.counts)
+    threshold = calibration.threshold(column)
+    pvalue = calibration.pvalue(column, statistic)
+    if statistic > threshold:
         fired.append(test)
-        reasons.append(f"{'KS' if numeric else 'chi-square'} p {pvalue:.2g} < {alpha:.2g}")
-    missing_pvalue = _missing_pvalue(old, new)
+        name = "KS distance" if numeric else "chi-square distance"
+        reasons.append(f"{name} {statistic:.3g} > {threshold:.3g} (p {pvalue:.2g})")
     change = new.missing_share - old.missing_share
-    if abs(change) > params.max_missing_change and missing_pvalue < alpha:
+    missing_threshold = calibration.threshold(column + 1)
+    missing_pvalue = calibration.pvalue(column + 1, abs(change))
+    if abs(change) > missing_threshold:
         fired.append("missing_rate")
         reasons.append(
             f"nulls {old.missing_share:.1%} → {new.missing_share:.1%} ({change * 100:+.1f} "
-            f"points, limit ±{params.max_missing_change * 100:.1f}, p {missing_pvalue:.2g} < "
-            f"{alpha:.2g})"
+            f"points, limit ±{missing_threshold * 100:.1f}, p {missing_pvalue:.2g})"
         )
     categories = categories_of(item)
     reference_shares = _shares(old, categories)
@@ -163,11 +190,13 @@ def judge_feature(
         fired=fired,
         why=why + (f" ({'; '.join(notes)})" if notes else ""),
         test=test,
-        psi=index,
         statistic=statistic,
+        threshold=threshold,
         pvalue=pvalue,
+        psi=index,
         reference_missing=old.missing_share,
         current_missing=new.missing_share,
+        missing_threshold=missing_threshold,
         missing_pvalue=missing_pvalue,
         unseen=sum(new.unseen.values()),
         unseen_share=unseen_share,
@@ -177,14 +206,6 @@ def judge_feature(
         reference_shares=reference_shares,
         current_shares=current_shares,
     )
-
-
-def _missing_pvalue(old: Observed, new: Observed) -> float:
-    """Chi-square test of the null shares (rows null vs present, training vs live)."""
-    _, pvalue = chi_square_test(
-        np.array([old.missing, old.present]), np.array([new.missing, new.present])
-    )
-    return pvalue
 
 
 def _shares(observed: Observed, categories: tuple[str, ...]) -> dict[str, float]:

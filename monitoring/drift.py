@@ -1,10 +1,15 @@
 """`make drift`: is the live traffic still the traffic the model was trained for?
 
-Compares the most recent logged predictions (serving/prediction_log.py) with the training split,
-for any table: per feature by its kind (monitoring/columns.py: PSI and a KS or chi-square test,
-unseen categories, and the share of nulls); the model's output (prediction drift: the positive
-class's probability for two classes, the shares of predicted labels for more); and, once labelled
-feedback has arrived, the accuracy on it against the evaluation accuracy (concept drift).
+Compares one model version's latest production predictions (monitoring/window.py: load-test,
+smoke-test, agreement and shadow traffic and other versions are left out, and counted) with the
+training split, for any table: per feature by its kind (monitoring/columns.py: its distribution
+and its share of nulls, unseen categories named); the model's output (prediction drift: the
+positive class's probability for two classes, the shares of predicted labels for more); and, once
+labelled feedback has arrived, the accuracy on it against the evaluation accuracy (concept
+drift). Every threshold is calibrated on the training rows at the window's size
+(monitoring/calibration.py), so a window like the training data says "retraining due" with the
+probability `monitoring.drift.false_alarm_rate` chooses.
+
 Feature kinds, categories and labels come from data/prepared/features.json, never from names.
 Writes JSON and a Markdown report (monitoring/report.py); exits 3 when retraining is due (0 when
 not, 1-2 on errors). In GitHub Actions (GITHUB_OUTPUT set) it writes `retrain=true|false` to the
@@ -24,14 +29,24 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from model.atomic import write_json_atomically, write_text_atomically
 from model.features import FeatureSchema, read_split
 from model.inference import layout_of, onnx_session, predict_proba
 from model.inputs import RawInput
 from model.params import DriftParams, Params
-from monitoring.columns import feature_drift
-from monitoring.measures import count_psi, psi
+from monitoring.calibration import (
+    Calibration,
+    Check,
+    calibrate,
+    collision_rate,
+    counts_check,
+    effective_rows,
+    numbers_check,
+)
+from monitoring.columns import feature_drift, reference_checks
+from monitoring.measures import chi_square_distance, count_psi, ks_distance, psi
 from monitoring.report import (
     ConceptDrift,
     DriftReport,
@@ -60,54 +75,121 @@ class Reference:
         return len(self.features)
 
 
-def prediction_drift(reference: Reference, window: Window, params: DriftParams) -> PredictionDrift:
-    """Two classes: PSI on the positive class's probability. More: PSI on the shares of
-    predicted labels (no one probability stands for the model's output then)."""
+def checks_of(reference: Reference) -> list[Check]:
+    """Every calibrated check, in calibration order: each feature's distribution and null share
+    (contract order), then the prediction."""
+    checks: list[Check] = []
+    for item in reference.inputs:
+        checks.extend(reference_checks(item, reference.features[item.name]))
     if reference.positive_label is not None:
-        return _positive_probability_drift(reference, reference.positive_label, window, params)
-    return _predicted_label_drift(reference, window, params)
+        positive = reference.labels.index(reference.positive_label)
+        checks.append(numbers_check(reference.probabilities[:, positive].astype(np.float64)))
+    else:
+        predicted = reference.probabilities.argmax(axis=1)
+        checks.append(counts_check(predicted, len(reference.labels) + 1))  # + labels it lacks
+    return checks
+
+
+def row_keys(features: pd.DataFrame) -> np.ndarray:
+    """One hash per row of raw values: equal rows, equal keys."""
+    keys: np.ndarray = pd.util.hash_pandas_object(features.astype(object), index=False).to_numpy()
+    return keys
+
+
+def calibration_rows(reference: Reference, window: Window) -> int:
+    """The window size the thresholds are calibrated at: its effective number of rows."""
+    return effective_rows(
+        len(window),
+        collision_rate(row_keys(window.features)),
+        collision_rate(row_keys(reference.features)),
+    )
+
+
+def calibrate_reference(
+    reference: Reference, window_rows: int, false_alarm_rate: float, params: DriftParams
+) -> Calibration:
+    """The thresholds of every check for a window of `window_rows` rows. A few seconds at most:
+    `judge` does it once per run, a benchmark once per window size."""
+    return calibrate(
+        checks_of(reference),
+        len(reference),
+        window_rows,
+        false_alarm_rate,
+        params.resamples,
+        params.seed,
+    )
+
+
+def prediction_drift(
+    reference: Reference, window: Window, calibration: Calibration
+) -> PredictionDrift:
+    """Two classes: the positive class's probability (KS distance). More: the shares of
+    predicted labels (chi-square distance); no one probability stands for the model's output then.
+    The prediction check is the calibration's last column."""
+    column = len(calibration.centre) - 1
+    if reference.positive_label is not None:
+        return _positive_probability_drift(
+            reference, reference.positive_label, window, calibration, column
+        )
+    return _predicted_label_drift(reference, window, calibration, column)
 
 
 def _positive_probability_drift(
-    reference: Reference, positive_label: str, window: Window, params: DriftParams
+    reference: Reference,
+    positive_label: str,
+    window: Window,
+    calibration: Calibration,
+    column: int,
 ) -> PredictionDrift:
     positive = reference.labels.index(positive_label)
-    old = reference.probabilities[:, positive]
+    old = reference.probabilities[:, positive].astype(np.float64)
     logged = window.predictions["probabilities"]
     new = np.array([_probability(p, positive_label, positive) for p in logged], dtype=np.float64)
     new = new[~np.isnan(new)]
     if not old.size or not new.size:
-        return PredictionDrift("positive_probability", 0.0, False, "no probabilities to compare")
-    index = psi(old, new, params.psi_bins)
-    drifted = index > params.max_prediction_psi
+        return PredictionDrift("positive_probability", False, "no probabilities to compare")
+    statistic = ks_distance(old, new)
+    threshold = calibration.threshold(column)
+    pvalue = calibration.pvalue(column, statistic)
+    drifted = statistic > threshold
     return PredictionDrift(
         "positive_probability",
-        index,
         drifted,
-        f"PSI {index:.3f} {'>' if drifted else '<='} {params.max_prediction_psi} on "
-        f"P({quoted(positive_label)}) (mean {old.mean():.3f} → {new.mean():.3f})",
+        f"KS distance {statistic:.3g} {'>' if drifted else '<='} {threshold:.3g} (p {pvalue:.2g}) "
+        f"on P({quoted(positive_label)}) (mean {old.mean():.3f} → {new.mean():.3f})",
+        statistic,
+        threshold,
+        pvalue,
+        psi(old, new),
     )
 
 
 def _predicted_label_drift(
-    reference: Reference, window: Window, params: DriftParams
+    reference: Reference, window: Window, calibration: Calibration, column: int
 ) -> PredictionDrift:
     labels = list(reference.labels)
     old_counts = np.bincount(reference.probabilities.argmax(axis=1), minlength=len(labels))
     predicted = _predicted_labels(window, labels)
     new_counts = np.array([np.sum(predicted == label) for label in labels])
     other = len(predicted) - int(new_counts.sum())  # labels this model does not have
-    index = count_psi(np.append(old_counts, 0), np.append(new_counts, other))
-    drifted = index > params.max_prediction_psi
+    old_all, new_all = np.append(old_counts, 0), np.append(new_counts, other)
+    statistic = float(chi_square_distance(old_all, new_all))
+    threshold = calibration.threshold(column)
+    pvalue = calibration.pvalue(column, statistic)
+    drifted = statistic > threshold
     old_shares = dict(zip(labels, (old_counts / max(old_counts.sum(), 1)).tolist(), strict=True))
     new_shares = dict(zip(labels, (new_counts / max(len(predicted), 1)).tolist(), strict=True))
     moved = max(labels, key=lambda label: abs(new_shares[label] - old_shares[label]))
     return PredictionDrift(
         "predicted_labels",
-        index,
         drifted,
-        f"PSI {index:.3f} {'>' if drifted else '<='} {params.max_prediction_psi} on the shares "
-        f"of predicted labels ({quoted(moved)} {old_shares[moved]:.1%} → {new_shares[moved]:.1%})",
+        f"chi-square distance {statistic:.3g} {'>' if drifted else '<='} {threshold:.3g} "
+        f"(p {pvalue:.2g}) on the shares of predicted labels "
+        f"({quoted(moved)} {old_shares[moved]:.1%} → {new_shares[moved]:.1%})",
+        statistic,
+        threshold,
+        pvalue,
+        count_psi(old_all, new_all),
         old_shares,
         new_shares,
     )
@@ -138,40 +220,69 @@ def _predicted_labels(window: Window, labels: Sequence[str]) -> np.ndarray:
     return np.array(predicted, dtype=object)
 
 
-def concept_drift(window: Window, evaluation_accuracy: float, params: DriftParams) -> ConceptDrift:
-    """Accuracy on predictions whose true label came back, against the evaluation accuracy.
-    Labels are compared as the names the service answered with; a row labelled twice counts
-    with its latest label."""
-    if window.feedback.empty or not len(window):
-        return ConceptDrift(judged=False, rows=0, why="no labelled feedback yet")
+def labelled(window: Window) -> pd.DataFrame:
+    """The window's predictions whose true label came back: columns `label`, `true_label`.
+    A row labelled twice counts with its latest label."""
     keys = ["request_id", "row"]
-    joined = window.predictions.drop_duplicates(keys, keep="last").merge(
+    if window.feedback.empty or not len(window):
+        return pd.DataFrame(columns=["label", "true_label"])
+    return window.predictions.drop_duplicates(keys, keep="last").merge(
         window.feedback.drop_duplicates(keys, keep="last"), on=keys
     )
+
+
+def concept_drift(
+    window: Window, evaluation_accuracy: float, params: DriftParams, false_alarm_rate: float
+) -> ConceptDrift:
+    """Accuracy on predictions whose true label came back, against the evaluation accuracy:
+    drift when a one-sided binomial test says it is below the evaluation accuracy minus
+    `max_accuracy_drop`, at `false_alarm_rate`. Labels are compared as the names the service
+    answered with."""
+    joined = labelled(window)
+    if joined.empty:
+        return ConceptDrift(judged=False, rows=0, why="no labelled feedback yet")
     if len(joined) < params.min_feedback_rows:
         return ConceptDrift(
             judged=False,
             rows=len(joined),
             why=f"{len(joined)} labelled rows, fewer than {params.min_feedback_rows}",
         )
-    accuracy = float((joined["label"] == joined["true_label"]).mean())
-    drop = evaluation_accuracy - accuracy
+    correct = int((joined["label"] == joined["true_label"]).sum())
+    accuracy = correct / len(joined)
+    floor = max(evaluation_accuracy - params.max_accuracy_drop, 0.0)
+    pvalue = float(stats.binomtest(correct, len(joined), floor, alternative="less").pvalue)
     return ConceptDrift(
         judged=True,
         rows=len(joined),
-        drifted=drop > params.max_accuracy_drop,
+        drifted=pvalue < false_alarm_rate,
         accuracy=accuracy,
         evaluation_accuracy=evaluation_accuracy,
-        why=f"accuracy on feedback {accuracy:.3f} vs evaluation {evaluation_accuracy:.3f} "
-        f"(drop {drop:+.3f}, limit {params.max_accuracy_drop})",
+        pvalue=pvalue,
+        why=f"accuracy on {len(joined)} labelled rows {accuracy:.3f} vs evaluation "
+        f"{evaluation_accuracy:.3f} (tolerated drop {params.max_accuracy_drop}; p {pvalue:.2g} "
+        f"{'<' if pvalue < false_alarm_rate else '>='} {false_alarm_rate:g})",
     )
 
 
+def split_false_alarm_rate(window: Window, params: DriftParams) -> tuple[float, float]:
+    """(data, concept): the data and prediction checks share the whole rate, or half of it when
+    there is enough feedback to judge concept drift too (the other half)."""
+    if len(labelled(window)) >= params.min_feedback_rows:
+        half = params.false_alarm_rate / 2
+        return half, half
+    return params.false_alarm_rate, 0.0
+
+
 def judge(
-    reference: Reference, window: Window, evaluation_accuracy: float, params: DriftParams
+    reference: Reference,
+    window: Window,
+    evaluation_accuracy: float,
+    params: DriftParams,
+    calibration: Calibration | None = None,
 ) -> DriftReport:
-    """The whole verdict. No I/O: tests call this directly."""
-    alpha = params.ks_alpha / len(reference.inputs)
+    """The whole verdict. No I/O: tests call this directly. `calibration` (for this window's
+    size and data rate) saves recomputing it for many windows of one size."""
+    data_rate, concept_rate = split_false_alarm_rate(window, params)
     if len(window) < params.min_rows:
         summary = f"only {len(window)} logged rows, fewer than {params.min_rows}: no verdict"
         return DriftReport(
@@ -181,13 +292,19 @@ def judge(
             summary=summary,
             drifted_features=[],
             features=[],
-            prediction=PredictionDrift("none", 0.0, False, summary),
+            prediction=PredictionDrift("none", False, summary),
             concept=ConceptDrift(judged=False, rows=0, why=summary),
-            alpha=alpha,
+            window=window.summary(),
+            false_alarm_rate=params.false_alarm_rate,
+            data_false_alarm_rate=data_rate,
+            effective_rows=0,
         )
-    features = feature_drift(reference.inputs, reference.features, window.features, params)
-    prediction = prediction_drift(reference, window, params)
-    concept = concept_drift(window, evaluation_accuracy, params)
+    if calibration is None:
+        rows = calibration_rows(reference, window)
+        calibration = calibrate_reference(reference, rows, data_rate, params)
+    features = feature_drift(reference.inputs, reference.features, window.features, calibration)
+    prediction = prediction_drift(reference, window, calibration)
+    concept = concept_drift(window, evaluation_accuracy, params, concept_rate)
     drifted = [item for item in features if item.drifted]
     names = ", ".join(f"{quoted(item.feature)} ({', '.join(item.fired)})" for item in drifted)
     return DriftReport(
@@ -199,7 +316,10 @@ def judge(
         features=features,
         prediction=prediction,
         concept=concept,
-        alpha=alpha,
+        window=window.summary(),
+        false_alarm_rate=params.false_alarm_rate,
+        data_false_alarm_rate=data_rate,
+        effective_rows=calibration.window_rows,
     )
 
 
@@ -224,13 +344,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=Path("models/model.onnx"))
     parser.add_argument("--metrics", type=Path, default=Path("reports/metrics.json"))
     parser.add_argument("--out", type=Path, default=Path("reports/drift"))
+    parser.add_argument(
+        "--version", help="model version to judge (default: that of the newest production row)"
+    )
     args = parser.parse_args(argv)
     params = Params.load()
     drift_params = params.monitoring.drift
     schema = FeatureSchema.load(args.prepared / "features.json")
     reference = load_reference(args.prepared / "train.csv", schema, args.model)
     window = read_log(
-        args.logs or Path(params.monitoring.log_dir), schema.feature_names, drift_params.window_rows
+        args.logs or Path(params.monitoring.log_dir),
+        schema.feature_names,
+        drift_params.window_rows,
+        args.version,
     )
     evaluation_accuracy = float(json.loads(args.metrics.read_text())["accuracy"])
     report = judge(reference, window, evaluation_accuracy, drift_params)

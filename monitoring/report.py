@@ -1,5 +1,6 @@
 """The drift report: its typed shape (drift.json), and how it reads as Markdown (with a
-per-feature chart) and as terminal lines.
+per-feature chart) and as terminal lines. It names what was judged: the model version, the
+window of production rows, and the traffic left out.
 
 Features are named as the data names them, whatever characters that takes: quoted in text,
 escaped in Markdown tables and in the chart's labels, so a name can never break the layout.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -21,19 +23,22 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")  # what could end a cell or
 
 @dataclass(frozen=True)
 class FeatureDrift:
-    """One feature's verdict: which checks fired (`fired`) and why, with the numbers behind it."""
+    """One feature's verdict: which checks fired (`fired`) and why, with the numbers behind it.
+    Thresholds and p-values are calibrated and family-wise (monitoring/calibration.py)."""
 
     feature: str
     kind: Literal["numeric", "categorical", "boolean"]
     drifted: bool
-    fired: list[str]  # of "psi", "ks", "chi_square", "missing_rate"
+    fired: list[str]  # of "ks", "chi_square", "missing_rate"
     why: str
-    test: str  # the distribution test used: "ks" or "chi_square"
-    psi: float | None  # None when either side has no non-null value to compare
-    statistic: float | None
-    pvalue: float | None
+    test: str  # the distribution check: "ks" or "chi_square" (both distances of shares)
+    statistic: float
+    threshold: float  # the statistic above which the feature drifted
+    pvalue: float
+    psi: float | None  # for the reader; None when either side has no non-null value
     reference_missing: float  # share of nulls
     current_missing: float
+    missing_threshold: float  # the change in the share of nulls above which it drifted
     missing_pvalue: float
     unseen: int  # live values outside the training categories
     unseen_share: float  # of the live non-null values
@@ -49,9 +54,12 @@ class PredictionDrift:
     """The model's output on live rows against its output on the training rows."""
 
     measure: Literal["positive_probability", "predicted_labels", "none"]
-    psi: float
     drifted: bool
     why: str
+    statistic: float | None = None  # KS distance (positive probability), chi-square distance
+    threshold: float | None = None
+    pvalue: float | None = None
+    psi: float | None = None  # for the reader
     reference_shares: dict[str, float] = field(default_factory=dict)  # predicted_labels only
     current_shares: dict[str, float] = field(default_factory=dict)
 
@@ -66,6 +74,19 @@ class ConceptDrift:
     drifted: bool = False
     accuracy: float | None = None
     evaluation_accuracy: float | None = None
+    pvalue: float | None = None  # one-sided binomial test against evaluation minus the drop
+
+
+@dataclass(frozen=True)
+class WindowSummary:
+    """Which traffic was judged: one model version's production rows, and what was left out."""
+
+    version: str | None  # the model version judged (None: records without one)
+    rows: int
+    first_ts: float | None  # unix seconds of the oldest and newest judged record
+    last_ts: float | None
+    other_sources: dict[str, int] = field(default_factory=dict)  # prediction records left out
+    other_versions: dict[str, int] = field(default_factory=dict)  # production, other versions
 
 
 @dataclass(frozen=True)
@@ -80,7 +101,10 @@ class DriftReport:
     features: list[FeatureDrift]
     prediction: PredictionDrift
     concept: ConceptDrift
-    alpha: float  # the significance level of each test, after the Bonferroni correction
+    window: WindowSummary
+    false_alarm_rate: float  # chance a clean window says "retraining due", all checks together
+    data_false_alarm_rate: float  # the part the feature and prediction checks share (max-T)
+    effective_rows: int  # the window size the thresholds were calibrated at (repeats count once)
 
 
 def as_json(report: DriftReport) -> dict[str, Any]:
@@ -132,8 +156,36 @@ def _moved(item: FeatureDrift) -> str:
     return text
 
 
+def _ratio(item: FeatureDrift) -> float:
+    """The distribution statistic as a share of its threshold: 1 and above is drift."""
+    return item.statistic / item.threshold if item.threshold > 0 else 0.0
+
+
 def _order(item: FeatureDrift) -> tuple[bool, float]:
-    return (not item.drifted, -(item.psi if item.psi is not None else -1.0))
+    return (not item.drifted, -_ratio(item))
+
+
+def _time(ts: float | None) -> str:
+    if ts is None:
+        return NONE
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def window_line(window: WindowSummary) -> str:
+    """Which traffic was judged, and what was left out."""
+    version = "unversioned" if window.version is None else quoted(window.version)
+    span = (
+        f"{_time(window.first_ts)} to {_time(window.last_ts)}"
+        if window.first_ts is not None
+        else "no timestamps"
+    )
+    text = f"model version {version}: {window.rows} production rows, {span}"
+    left_out = [f"{count} {source}" for source, count in sorted(window.other_sources.items())]
+    left_out += [
+        f"{count} of version {quoted(other)}"
+        for other, count in sorted(window.other_versions.items())
+    ]
+    return text + ("; left out: " + ", ".join(left_out) if left_out else "; nothing left out")
 
 
 def markdown(report: DriftReport) -> str:
@@ -141,22 +193,30 @@ def markdown(report: DriftReport) -> str:
     lines = [
         f"# Drift report: {verdict}",
         "",
+        f"Judged {_cell(window_line(report.window))}.",
+        "",
         f"{report.rows} logged rows against {report.reference_rows} training rows. "
         + _cell(report.summary),
     ]
     if report.features:
         lines += [
             "",
-            f"Each test at p < {report.alpha:.2g} (Bonferroni over the features).",
+            f"Thresholds are calibrated on the training rows at this window's effective size "
+            f"({report.effective_rows} rows; rows repeated verbatim count once): traffic like "
+            f"the training data alarms on any feature or on the prediction with probability "
+            f"{report.data_false_alarm_rate:g} (p-values are family-wise). PSI is shown for "
+            "reading only.",
             "",
-            "| feature | kind | PSI | test | p | nulls (train → live) | what moved | verdict |",
-            "|---|---|---:|---|---:|---|---|---|",
+            "| feature | kind | test | statistic | threshold | p | PSI "
+            "| nulls (train → live) | what moved | verdict |",
+            "|---|---|---|---:|---:|---:|---:|---|---|---|",
         ]
         for item in sorted(report.features, key=_order):
             verdict_cell = "❌ " + _cell(", ".join(item.fired)) if item.drifted else "✅"
             lines.append(
-                f"| {_cell(item.feature)} | {item.kind} | {_number(item.psi, '.3f')} | "
-                f"{item.test.replace('_', '-')} | {_number(item.pvalue, '.2g')} | "
+                f"| {_cell(item.feature)} | {item.kind} | {item.test.replace('_', '-')} | "
+                f"{item.statistic:.3g} | {item.threshold:.3g} | {item.pvalue:.2g} | "
+                f"{_number(item.psi, '.3f')} | "
                 f"{item.reference_missing:.1%} → {item.current_missing:.1%} | "
                 f"{_cell(_moved(item))} | {verdict_cell} |"
             )
@@ -164,15 +224,15 @@ def markdown(report: DriftReport) -> str:
         if drifted:
             lines += ["", "## Why", ""]
             lines += [f"- {_cell(quoted(item.feature))}: {_cell(item.why)}" for item in drifted]
-        top = sorted(report.features, key=lambda item: -(item.psi or 0.0))[:CHART_FEATURES]
+        top = sorted(report.features, key=lambda item: -_ratio(item))[:CHART_FEATURES]
         lines += [
             "",
             "```mermaid",
             "xychart-beta",
-            f'    title "PSI by feature (top {CHART_FEATURES})"',
+            f'    title "Distribution statistic / its threshold (top {CHART_FEATURES}; 1 = drift)"',
             "    x-axis [" + ", ".join(f'"{_chart_label(item.feature)}"' for item in top) + "]",
-            '    y-axis "PSI"',
-            "    bar [" + ", ".join(f"{item.psi or 0.0:.3f}" for item in top) + "]",
+            '    y-axis "statistic / threshold"',
+            "    bar [" + ", ".join(f"{_ratio(item):.3f}" for item in top) + "]",
             "```",
         ]
     prediction = report.prediction
@@ -187,14 +247,20 @@ def markdown(report: DriftReport) -> str:
 
 
 def terminal_lines(report: DriftReport) -> list[str]:
-    """What `make drift` prints: the verdict, and each drifted feature with its reasons."""
-    lines = [f"{report.rows} logged rows against {report.reference_rows} training rows"]
+    """What `make drift` prints: what was judged, the verdict, and each drifted feature."""
+    lines = [
+        f"judged {window_line(report.window)}",
+        f"{report.rows} logged rows against {report.reference_rows} training rows",
+    ]
     stable = sum(not item.drifted for item in report.features)
     for item in report.features:
         if item.drifted:
             lines.append(f"feature {quoted(item.feature)} ({item.kind}) drifted: {item.why}")
     if report.features:
-        lines.append(f"{stable} of {len(report.features)} features stable")
+        lines.append(
+            f"{stable} of {len(report.features)} features stable "
+            f"(family-wise false-alarm rate {report.data_false_alarm_rate:g})"
+        )
     else:
         lines.append(report.summary)
     state = "drifted" if report.prediction.drifted else "stable"

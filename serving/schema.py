@@ -18,7 +18,15 @@ from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_serializer
+import orjson
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_serializer,
+)
 
 from model.inputs import InputLayout, RawInput
 
@@ -140,3 +148,77 @@ class ModelInfo(BaseModel):
     def _as_exported(self, inputs: list[RawInput]) -> list[dict[str, Any]]:
         """Each input as models/model.json writes it: only what differs from the defaults."""
         return [item.model_dump(mode="json", exclude_defaults=True) for item in inputs]
+
+
+# --- what POST /feedback takes, and what every refusal looks like ---------------------------
+
+
+def feedback_model(labels: Sequence[str], max_rows: int) -> type[BaseModel]:
+    """POST /feedback: a label the model knows, for a row a request can have had."""
+    label: Any = Literal.__getitem__(tuple(labels))  # an enum in the JSON schema
+    return create_model(
+        "Feedback",
+        __config__=ConfigDict(extra="forbid", frozen=True),
+        request_id=(Annotated[str, Field(strict=True, min_length=1, max_length=128)], ...),
+        label=(label, ...),
+        row=(Annotated[int, Field(strict=True, ge=0, le=max_rows - 1)], 0),
+    )
+
+
+MAX_ISSUES = 20  # problems listed in an error body; `error_count` says how many there were
+MAX_LOC_TEXT = 64  # characters of a key a client sent, when an error names it
+
+
+class Issue(BaseModel):
+    """One problem with a request: where it is (`loc`, e.g. ["rows", 3, "<column>"]) and what."""
+
+    type: str
+    loc: list[str | int]
+    msg: str
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx and 503 the service itself answers. `detail` lists the first `MAX_ISSUES`
+    problems, `error_count` how many there were; a client's values are never echoed."""
+
+    error: str
+    detail: list[Issue] = []
+    error_count: int = 0
+
+
+def error_body(error: str, issues: Sequence[Mapping[str, Any]], count: int | None = None) -> bytes:
+    """An `ErrorBody` as JSON, bounded whatever the request: the first issues, short keys."""
+    detail = [
+        {
+            "type": issue["type"],
+            "loc": [
+                part[:MAX_LOC_TEXT] if isinstance(part, str) else part for part in issue["loc"]
+            ],
+            "msg": issue["msg"][:200],
+        }
+        for issue in issues[:MAX_ISSUES]
+    ]
+    return orjson.dumps(
+        {"error": error, "detail": detail, "error_count": len(issues) if count is None else count}
+    )
+
+
+def validation_error_body(error: ValidationError) -> bytes:
+    """A pydantic error as an `ErrorBody`: locations and messages, no inputs, no URLs."""
+    count = error.error_count()
+    issues = error.errors(include_context=False, include_input=False, include_url=False)
+    noun = "error" if count == 1 else "errors"
+    return error_body(f"{count} validation {noun} for Input", issues[:MAX_ISSUES], count)
+
+
+# --- issue 20: which kind of traffic a request is --------------------------------------------
+
+TRAFFIC_SOURCE_HEADER = "x-traffic-source"
+TRAFFIC_SOURCES = frozenset({"production", "load-test", "smoke-test", "agreement", "shadow"})
+
+
+def traffic_source(value: str | bytes | None) -> str:
+    """The `X-Traffic-Source` a request declared; absent or unknown is production."""
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    return value if value in TRAFFIC_SOURCES else "production"

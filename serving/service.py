@@ -9,8 +9,9 @@ arrive together are merged into one onnxruntime call (serving/batching.py). Sett
 params.yaml (`serving`), read once when the module is imported, which is when BentoML resolves
 the service.
 
-Hot-path choices, each measured with `make bench-serving` (see the README): POST /predict is
-answered by a lean ASGI handler (serving/hot_path.py) that shares `answer` with the declared API;
+Hot-path choices, each measured with `make bench-serving` (see the README): POST /predict (and
+/feedback) is answered by a lean ASGI handler (serving/hot_path.py) that shares `answer` with the
+declared API and bounds the rows in flight (serving/backpressure.py);
 uvloop and httptools under BentoML's uvicorn; no access log and no tracing span on /predict; a
 fixed response media type; opportunistic batching instead of a batch window; start-up objects
 frozen out of the garbage collector; and a sampled prediction log written off the request path
@@ -19,15 +20,18 @@ frozen out of the garbage collector; and a sampled prediction log written off th
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import os
 import time
 import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import bentoml
+import numpy as np
+import orjson
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -37,12 +41,22 @@ from starlette.routing import Route
 from model.inference import onnx_session, predict_proba
 from model.inputs import RawInput
 from model.params import Params
+from serving.backpressure import RowsInFlight
 from serving.batching import OpportunisticBatcher
-from serving.hot_path import PredictRoute
+from serving.hot_path import NonFinitePredictionError, ServiceRoutes, non_finite_body
 from serving.limits import BodySizeLimit
 from serving.model_store import CARD_FILE, METADATA_FILE, ONNX_FILE, use_project_store
-from serving.prediction_log import PredictionLog
-from serving.schema import ModelInfo, Prediction, RowSchema, example_rows
+from serving.prediction_log import WRITER_RESTARTED, PredictionLog
+from serving.schema import (
+    TRAFFIC_SOURCE_HEADER,
+    ErrorBody,
+    ModelInfo,
+    Prediction,
+    RowSchema,
+    example_rows,
+    feedback_model,
+    traffic_source,
+)
 
 use_project_store()
 PARAMS = Params.load()
@@ -74,12 +88,36 @@ INPUTS = [RawInput.model_validate(item) for item in METADATA["inputs"]]
 SCHEMA = RowSchema(INPUTS)
 Row = SCHEMA.model
 EXAMPLES = example_rows(METADATA, INPUTS)
+Label = Literal.__getitem__(tuple(METADATA["labels"]))  # an enum in the API's schema
+FeedbackRequest = feedback_model(METADATA["labels"], SETTINGS.max_rows)
 
 predictions_total = bentoml.metrics.Counter(
     name="predictions_total",
     documentation="Rows predicted, by predicted label and model version",
     labelnames=["label", "model_version"],
 )
+refused_total = bentoml.metrics.Counter(
+    name="refused_requests_total",
+    documentation="Requests refused after they were read: overloaded (503), non_finite (422)",
+    labelnames=["reason"],
+)
+log_dropped_total = bentoml.metrics.Counter(
+    name="prediction_log_dropped_total",
+    documentation="Prediction-log records dropped, by reason (the log never blocks or grows)",
+    labelnames=["reason"],
+)
+log_restarts_total = bentoml.metrics.Counter(
+    name="prediction_log_writer_restarts_total",
+    documentation="Times the prediction-log writer thread was found dead and restarted",
+)
+
+
+def _count_log_event(name: str, count: int) -> None:
+    if name == WRITER_RESTARTED:
+        log_restarts_total.inc(count)
+    else:
+        log_dropped_total.labels(reason=name).inc(count)
+
 
 metadata_app = Starlette()
 
@@ -123,6 +161,7 @@ class Classifier:
             flush_interval_s=monitoring.flush_interval_s,
             max_file_bytes=monitoring.max_file_bytes,
             max_files=monitoring.max_files,
+            on_event=_count_log_event,
         )
         self.prediction_log.start()
         # Start-up objects never die: keep them out of every future GC pass (p99 was GC pauses).
@@ -136,6 +175,10 @@ class Classifier:
     def _flush_prediction_log(self) -> None:
         self.prediction_log.close()
 
+    def __is_ready__(self) -> bool:
+        """/readyz: not while the prediction log's writer is stalled (a dead one restarts)."""
+        return self.prediction_log.healthy()
+
     @bentoml.api  # type: ignore[untyped-decorator]
     async def predict(
         self,
@@ -146,18 +189,30 @@ class Classifier:
         ctx: bentoml.Context,
     ) -> list[Prediction]:
         request_id = ctx.request.headers.get("x-request-id") or uuid.uuid4().hex
-        predictions, logged = await self.answer(rows, request_id)
+        source = traffic_source(ctx.request.headers.get(TRAFFIC_SOURCE_HEADER))
+        try:
+            predictions, logged = await self.answer(rows, request_id, source)
+        except NonFinitePredictionError as error:
+            ctx.response.status_code = 422
+            return orjson.loads(non_finite_body(error.rows))  # type: ignore[no-any-return]
         if logged:
             ctx.response.metadata["x-request-id"] = request_id
         return [Prediction(**prediction) for prediction in predictions]
 
     async def answer(
-        self, rows: list[Any], request_id: str | None
+        self, rows: list[Any], request_id: str | None, source: str = "production"
     ) -> tuple[list[dict[str, Any]], bool]:
-        """Predictions for validated rows (`Row`s), and whether the request was logged."""
+        """Predictions for validated rows (`Row`s), and whether the request was logged.
+
+        Raises NonFinitePredictionError (counted) rather than answer a probability that is not a
+        number: finite float32 inputs can still overflow inside the graph."""
         started = time.perf_counter()
         # {"numeric": (rows, k) float32, "categorical": (rows, m) str} -> (rows, n_classes)
         probabilities = await self.batcher(SCHEMA.feeds(rows))
+        finite = np.isfinite(probabilities).all(axis=1)
+        if not finite.all():
+            self.refused("non_finite")
+            raise NonFinitePredictionError(np.flatnonzero(~finite).tolist())
         version = self.info.model_version
         labels = self.info.labels
         predictions = []
@@ -175,23 +230,27 @@ class Classifier:
         if logged:
             latency_ms = (time.perf_counter() - started) * 1000
             self.prediction_log.record(
-                request_id or uuid.uuid4().hex, SCHEMA.raw(rows), predictions, latency_ms
+                request_id or uuid.uuid4().hex, SCHEMA.raw(rows), predictions, latency_ms, source
             )
         return predictions, logged
+
+    def remember(self, request_id: str, row: int, label: str) -> None:
+        """Log a true label (validated: a known label, a row a request can have)."""
+        self.prediction_log.feedback(request_id, row, label)
+
+    @staticmethod
+    def refused(reason: str) -> None:
+        refused_total.labels(reason=reason).inc()
 
     @bentoml.api  # type: ignore[untyped-decorator]
     async def feedback(
         self,
         request_id: Annotated[str, Field(min_length=1, max_length=128)],
-        label: str,
-        row: int = 0,
+        label: Label,  # type: ignore[valid-type]
+        row: Annotated[int, Field(ge=0, le=SETTINGS.max_rows - 1)] = 0,
     ) -> dict[str, bool]:
         """The true label of a logged prediction (its x-request-id header), for concept drift."""
-        if label not in self.info.labels:
-            raise bentoml.exceptions.InvalidArgument(
-                f"label {label!r} is not one of {self.info.labels}"
-            )
-        self.prediction_log.feedback(request_id, row, label)
+        self.remember(request_id, row, label)
         return {"accepted": True}
 
 
@@ -230,7 +289,82 @@ def _ready_service() -> Any:
         return None
 
 
+def _error_response(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    schema = {"$ref": "#/components/schemas/ErrorBody"}
+    response = {"description": description, "content": {"application/json": {"schema": schema}}}
+    return response | ({"headers": headers} if headers else {})
+
+
+def openapi_document() -> dict[str, Any]:
+    """BentoML's document, plus what it cannot know: the routes mounted beside the APIs
+    (/metadata, /model-card) and the refusals this service actually sends (an `ErrorBody`)."""
+    spec: dict[str, Any] = Classifier.openapi_spec.asdict()  # type: ignore[attr-defined]
+    schemas = spec["components"]["schemas"]
+    for model in (ModelInfo, ErrorBody):
+        schema = model.model_json_schema(
+            ref_template="#/components/schemas/{model}", mode="serialization"
+        )
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    retry = {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}}
+    refusals = {
+        "400": _error_response("Not JSON, or not the schema: `detail[].loc` names the field"),
+        "413": _error_response("The body is over serving.max_body_bytes"),
+        "503": _error_response("Overloaded (or still loading): retry later", retry),
+    }
+    for path in ("/predict", "/feedback"):
+        spec["paths"][path]["post"]["requestBody"]["required"] = True  # no body is a 400
+        responses = spec["paths"][path]["post"]["responses"]
+        for code in (400, 404, 500):  # BentoML's generic errors: never sent by these routes
+            responses.pop(code, None)
+            responses.pop(str(code), None)
+        responses.update(refusals)
+    # What the hot path validates against (BentoML's own copy would allow unknown keys).
+    feedback = FeedbackRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    spec["paths"]["/feedback"]["post"]["requestBody"]["content"]["application/json"]["schema"] = (
+        feedback
+    )
+    spec["paths"]["/predict"]["post"]["responses"]["422"] = _error_response(
+        "The model gives no finite probabilities for some rows (values too extreme for it)"
+    )
+    info = {"$ref": "#/components/schemas/ModelInfo"}
+    spec["paths"]["/metadata"] = {
+        "get": {
+            "description": "The served model: version, inputs, labels, provenance",
+            "operationId": "classifier__metadata",
+            "responses": {
+                "200": {"description": "OK", "content": {"application/json": {"schema": info}}},
+                "503": _error_response("The model is still loading"),
+            },
+        }
+    }
+    card = {"text/markdown": {"schema": {"type": "string"}}}
+    missing = {"text/plain": {"schema": {"type": "string"}}}
+    spec["paths"]["/model-card"] = {
+        "get": {
+            "description": "The model's card (Markdown)",
+            "operationId": "classifier__model_card",
+            "responses": {
+                "200": {"description": "OK", "content": card},
+                "404": {"description": "Packaged without a card", "content": missing},
+            },
+        }
+    }
+    return spec
+
+
+@functools.cache
+def _openapi_bytes() -> bytes:
+    return orjson.dumps(openapi_document(), option=orjson.OPT_NON_STR_KEYS)
+
+
 # Added after the body limit, so it runs inside it (and inside BentoML's metrics and tracing).
 Classifier.add_asgi_middleware(  # type: ignore[attr-defined]
-    PredictRoute, request_model=PredictRequest, service=_ready_service
+    ServiceRoutes,
+    request_model=PredictRequest,
+    feedback_model=FeedbackRequest,
+    service=_ready_service,
+    in_flight=RowsInFlight(SETTINGS.max_rows_in_flight),
+    max_rows=SETTINGS.max_rows,
+    openapi=_openapi_bytes,
 )

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ import yaml
 from model.features import FeatureSchema, read_split
 from serving.bento_server import BentoServer
 from serving.prediction_log import log_files
+from serving.schema import TRAFFIC_SOURCE_HEADER
 from tests.pipeline_fixtures import VENV_BIN, run
 
 pytestmark = pytest.mark.slow
@@ -35,19 +38,24 @@ def _labels(repo: Path) -> list[str]:
     return labels
 
 
-def _serve_and_send(repo: Path, logs: Path, rows: list[Row]) -> list[str]:
-    """Send each row as one request; returns the x-request-id of each answer."""
+def _serve_and_send(
+    repo: Path, logs: Path, rows: list[Row], load_test_rows: Sequence[Row] = ()
+) -> list[str]:
+    """Send each row as one request (then `load_test_rows` marked as load-test traffic);
+    returns the x-request-id of each answer to `rows`."""
     env = {"BENTOML_HOME": str(repo / ".bentoml"), "PREDICTION_LOG_DIR": str(logs)}
     labels = _labels(repo)
     with BentoServer(cwd=repo, env=env) as server, httpx.Client(timeout=10) as client:
 
-        def send(row: Row) -> str:
-            response = client.post(f"{server.url}/predict", json={"rows": [row]})
+        def send(row: Row, source: str | None = None) -> str:
+            headers = {TRAFFIC_SOURCE_HEADER: source} if source else {}
+            response = client.post(f"{server.url}/predict", json={"rows": [row]}, headers=headers)
             response.raise_for_status()
             return response.headers["x-request-id"]
 
         with ThreadPoolExecutor(8) as pool:
             ids = list(pool.map(send, rows))
+            list(pool.map(send, load_test_rows, ["load-test"] * len(load_test_rows)))
         for request_id in ids[:5]:
             feedback = {"request_id": request_id, "label": labels[0]}
             assert client.post(f"{server.url}/feedback", json=feedback).status_code == 200
@@ -116,18 +124,38 @@ def test_predictions_and_feedback_are_logged_with_request_ids(
     assert set(predictions[0]["features"]) == set(_schema(logged_repo).feature_names)
 
 
+def _drift(repo: Path, logs: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    python = str(VENV_BIN / "python")
+    return run(
+        repo, python, "-m", "monitoring.drift", "--logs", str(logs), "--out", str(out),
+        check=False,
+    )  # fmt: skip
+
+
+def test_drift_judges_production_traffic_only_and_says_what_it_left_out(
+    logged_repo: Path, tmp_path: Path
+) -> None:
+    """Clean production rows beside a shifted load test: no retraining, the load test counted."""
+    load_test = _rows(logged_repo, 300)
+    _shift_one_feature(logged_repo, load_test)
+    _serve_and_send(logged_repo, tmp_path / "logs", _rows(logged_repo, 300), load_test)
+    result = _drift(logged_repo, tmp_path / "logs", tmp_path / "drift")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "drift" / "drift.json").read_text())
+    assert report["window"]["rows"] == 300
+    assert report["window"]["other_sources"] == {"load-test": 300}
+    assert report["window"]["version"] is not None
+    assert "left out: 300 load-test" in result.stdout
+
+
 def test_drift_names_a_feature_that_shifted_in_live_traffic(
     logged_repo: Path, tmp_path: Path
 ) -> None:
     rows = _rows(logged_repo, 300)
     shifted = _shift_one_feature(logged_repo, rows)
     _serve_and_send(logged_repo, tmp_path / "logs", rows)
-    python = str(VENV_BIN / "python")
     out = tmp_path / "drift"
-    result = run(
-        logged_repo, python, "-m", "monitoring.drift", "--logs", str(tmp_path / "logs"),
-        "--out", str(out), check=False,
-    )  # fmt: skip
+    result = _drift(logged_repo, tmp_path / "logs", out)
     assert result.returncode == 3, result.stdout + result.stderr
     report = json.loads((out / "drift.json").read_text())
     assert shifted in report["drifted_features"]

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
-from serving.prediction_log import PredictionLog, log_files
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from serving.prediction_log import UNSERIALISABLE, WRITER_RESTARTED, PredictionLog, log_files
 
 # A raw row as a client sends it: odd column names, a string, a boolean and a null.
 ROW: dict[str, Any] = {"Size (cm)": 1.5, "Région": "north", "Is Active": True, "weight.kg": None}
@@ -77,3 +82,117 @@ def test_the_background_thread_flushes_and_close_writes_the_rest(tmp_path: Path)
     _record(log, 3)
     log.close()
     assert log.written == 3
+
+
+def test_each_prediction_record_says_which_traffic_it_was(tmp_path: Path) -> None:
+    log = _log(tmp_path)
+    log.record("r", [dict(ROW)], [dict(ANSWER)], 1.0, "load-test")
+    _record(log, 1)
+    log.flush()
+    lines = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
+    assert [line["source"] for line in lines] == ["load-test", "production"]
+
+
+def test_a_record_json_cannot_hold_is_dropped_and_counted_not_fatal(tmp_path: Path) -> None:
+    events: list[tuple[str, int]] = []
+    log = _log(tmp_path)
+    log.on_event = lambda name, count: events.append((name, count))
+    log.feedback("big", 2**64, "yes")  # orjson refuses integers over 64 bits
+    _record(log, 2)
+    assert log.flush() == 2
+    assert events == [(UNSERIALISABLE, 1)]
+    assert log.dropped == 1
+
+
+def test_the_feedback_buffer_is_bounded_too(tmp_path: Path) -> None:
+    log = _log(tmp_path, buffer_rows=5)
+    for index in range(8):
+        log.feedback(f"r{index}", 0, "yes")
+    assert len(log.feedback_buffer) == 5
+    assert log.dropped == 3
+
+
+def test_feedback_is_kept_when_predictions_fill_their_buffer(tmp_path: Path) -> None:
+    log = _log(tmp_path, buffer_rows=4)
+    _record(log, 4)
+    log.feedback("r", 0, "yes")
+    assert log.flush() == 5
+
+
+def test_a_write_that_fails_is_counted_and_the_next_flush_writes(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the log folder should be")
+    log = _log(blocker)
+    _record(log, 2)
+    assert log.flush() == 0
+    assert log.dropped == 2
+    blocker.unlink()
+    _record(log, 1)
+    assert log.flush() == 1
+
+
+def test_a_dead_writer_is_restarted_by_the_next_record(tmp_path: Path) -> None:
+    events: list[tuple[str, int]] = []
+    log = _log(tmp_path, flush_interval_s=0.02)
+    log.on_event = lambda name, count: events.append((name, count))
+    log.start()
+    log._stop.set()  # the writer ends as if it had died
+    assert log._thread is not None
+    log._thread.join(timeout=5)
+    log._stop.clear()
+    _record(log, 1)
+    assert events == [(WRITER_RESTARTED, 1)]
+    deadline = time.monotonic() + 5
+    while log.written < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert log.written == 1
+    log.close()
+
+
+def test_a_stalled_writer_makes_the_log_unhealthy(tmp_path: Path) -> None:
+    log = _log(tmp_path, flush_interval_s=0.02)
+    log.start()
+    assert log.healthy()
+    log.heartbeat -= log.stall_after_s + 1  # as if the writer had not come round for that long
+    assert not log.healthy()
+    log.close()
+
+
+# Anything a request can put in a record: the JSON values pydantic hands over, and worse.
+VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text()
+    | st.binary(max_size=4)
+    | st.builds(object),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(st.dictionaries(st.text(max_size=10), VALUES, max_size=4), max_size=4),
+    feedback_row=st.integers(),
+    source=st.text(max_size=20),
+)
+def test_every_record_is_written_or_counted_and_the_writer_survives(
+    rows: list[dict[str, Any]], feedback_row: int, source: str
+) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        log = _log(Path(folder), flush_interval_s=0.01)
+        log.start()
+        answers = [dict(ANSWER) for _ in rows]
+        log.record("r", rows, answers, 1.0, source)
+        log.feedback("r", feedback_row, "yes")
+        deadline = time.monotonic() + 5
+        while log.written + log.dropped < len(rows) + 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert log._thread is not None
+        assert log._thread.is_alive()
+        log.close()
+        assert log.written + log.dropped == len(rows) + 1
+        written = sum(len(path.read_bytes().splitlines()) for path in log_files(Path(folder)))
+        assert written == log.written
