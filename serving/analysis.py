@@ -6,6 +6,10 @@ the client. The model-aware check replays logged requests to both variants and c
 a new model may differ a little from the old one, not wildly. A step replays a sample, so the
 check fails only when the share of differing rows is above the limit with 95% confidence: a good
 model that flips a few borderline rows is not rolled back because a sample caught them twice.
+
+4xx answers are not server failures, but a canary that refuses more of the same traffic mix than
+stable does (its input schema changed, say) breaks clients: its 4xx share is compared with
+stable's, with the same 95% one-sided bound, and fails the step as "client errors".
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import httpx
 import numpy as np
 
 from model.params import AnalysisParams
+from serving.schema import TRAFFIC_SOURCE_HEADER
 
 
 @dataclass(frozen=True)
@@ -82,20 +87,41 @@ def read_entries(log: Path, since: float, until: float, uri: str = "/predict") -
     return [e for e in entries if e and e.uri == uri and since <= e.msec < until]
 
 
+ONE_SIDED_95_Z = 1.645  # the confidence every sampled check states in its message
+
+
+def wilson_bounds(hits: int, total: int, z: float = ONE_SIDED_95_Z) -> tuple[float, float]:
+    """One-sided 95% Wilson (lower, upper) bounds on the share `hits / total`."""
+    if not total:
+        return 0.0, 1.0
+    n, p = total, hits / total
+    centre = p + z * z / (2 * n)
+    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    scale = 1 + z * z / n
+    return max(0.0, (centre - spread) / scale), min(1.0, (centre + spread) / scale)
+
+
 @dataclass(frozen=True)
 class VariantStats:
     """What one server did in a window, attempt by attempt."""
 
     requests: int
-    failures: int
+    failures: int  # no answer or 5xx
     success_rate: float
     p99_ms: float
+    client_errors: int = 0  # 4xx: the request was refused
+
+    @property
+    def client_error_rate(self) -> float:
+        return self.client_errors / self.requests if self.requests else 0.0
 
     def describe(self) -> dict[str, float]:
         return {
             "requests": self.requests,
             "failures": self.failures,
             "success_rate": round(self.success_rate, 4),
+            "client_errors": self.client_errors,
+            "client_error_rate": round(self.client_error_rate, 4),
             "p99_ms": round(self.p99_ms, 2),
         }
 
@@ -109,6 +135,27 @@ def variant_stats(entries: Iterable[LogEntry], port: int) -> VariantStats:
         failures=failures,
         success_rate=1.0 - failures / len(attempts) if attempts else 0.0,
         p99_ms=float(np.percentile(latencies, 99)) if latencies else 0.0,
+        client_errors=sum(1 for a in attempts if 400 <= a.status < 500),
+    )
+
+
+def client_error_increase(canary: VariantStats, stable: VariantStats, limit: float) -> str | None:
+    """Why the canary refuses clients more than stable does on the same traffic mix, or None.
+
+    It fails when the canary's 4xx share is above stable's plus `limit` with 95% confidence:
+    the canary's lower bound against stable's upper bound, so noise in either fails nothing.
+    """
+    if not canary.requests:
+        return None
+    canary_low, _ = wilson_bounds(canary.client_errors, canary.requests)
+    _, stable_high = wilson_bounds(stable.client_errors, stable.requests)
+    stable_bound = stable_high if stable.requests else 0.0
+    if canary_low <= stable_bound + limit:
+        return None
+    return (
+        f"client errors (4xx): canary {canary.client_error_rate:.1%} of {canary.requests} vs "
+        f"stable {stable.client_error_rate:.1%} of {stable.requests}, more than {limit:.1%} "
+        f"above with 95% confidence"
     )
 
 
@@ -121,9 +168,6 @@ def mirror_bodies(entries: Sequence[LogEntry], count: int) -> list[str]:
     """The latest `count` request bodies that were answered with 200."""
     bodies = [entry.body for entry in entries if entry.status == 200 and entry.body]
     return bodies[-count:]
-
-
-ONE_SIDED_95_Z = 1.645  # the confidence every agreement check states in its message
 
 
 @dataclass(frozen=True)
@@ -139,12 +183,7 @@ class Disagreement:
 
     def lower_bound(self) -> float:
         """One-sided 95% Wilson lower bound on the share: what the sample shows for sure."""
-        if not self.rows:
-            return 0.0
-        n, p, z = self.rows, self.share, ONE_SIDED_95_Z
-        centre = p + z * z / (2 * n)
-        spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-        return max(0.0, (centre - spread) / (1 + z * z / n))
+        return wilson_bounds(self.differing, self.rows)[0] if self.rows else 0.0
 
     def exceeds(self, limit: float) -> bool:
         """True when the share is above `limit` beyond sampling noise."""
@@ -167,20 +206,25 @@ def label_disagreement(
     stable_url: str,
     canary_url: str,
     canary_bodies: Sequence[str] | None = None,
+    timeout_s: float = 10,
 ) -> Disagreement | None:
     """Rows whose predicted label differs between the two servers; None with nothing to replay.
 
-    Labels are compared as the servers name them, whatever the names. `canary_bodies` (the same
+    Labels are compared as the servers name them, whatever the names. A server that does not
+    answer in time ends the replay: one timeout, not one per request. `canary_bodies` (the same
     rows laid out for the canary's own inputs, request by request) replace `bodies` for the
     canary when the two models take different inputs.
     """
     pairs = zip(bodies, bodies if canary_bodies is None else canary_bodies, strict=True)
     differing = total = 0
-    headers = {"content-type": "application/json"}
-    with httpx.Client(timeout=10) as client:
+    headers = {"content-type": "application/json", TRAFFIC_SOURCE_HEADER: "agreement"}
+    with httpx.Client(timeout=timeout_s) as client:
         for stable_body, canary_body in pairs:
-            stable = client.post(f"{stable_url}/predict", content=stable_body, headers=headers)
-            canary = client.post(f"{canary_url}/predict", content=canary_body, headers=headers)
+            try:
+                stable = client.post(f"{stable_url}/predict", content=stable_body, headers=headers)
+                canary = client.post(f"{canary_url}/predict", content=canary_body, headers=headers)
+            except httpx.TransportError:
+                break  # a hung or dead server: the rows compared so far are all there is
             if stable.status_code != 200 or canary.status_code != 200:
                 continue  # errors are the success-rate check's business
             for old, new in zip(stable.json(), canary.json(), strict=True):
@@ -208,9 +252,13 @@ class Verdict:
 
 
 def judge(
-    canary: VariantStats, disagreement: Disagreement | None, params: AnalysisParams
+    canary: VariantStats,
+    disagreement: Disagreement | None,
+    params: AnalysisParams,
+    stable: VariantStats | None = None,
 ) -> Verdict:
-    """The canary passes a step when it saw enough traffic, succeeded, was fast and agreed."""
+    """The canary passes a step when it saw enough traffic, succeeded, refused no more clients
+    than `stable` did, was fast and agreed."""
     reasons = []
     if canary.requests < params.min_requests:
         reasons.append(
@@ -221,6 +269,11 @@ def judge(
             f"success rate {canary.success_rate:.2%} below {params.min_success_rate:.2%} "
             f"({canary.failures} failed of {canary.requests})"
         )
+    refused = client_error_increase(
+        canary, stable or VariantStats(0, 0, 0.0, 0.0), params.max_client_error_increase
+    )
+    if refused is not None:
+        reasons.append(refused)
     if canary.p99_ms > params.max_p99_ms:
         reasons.append(f"p99 {canary.p99_ms:.1f} ms above {params.max_p99_ms:g} ms")
     if disagreement is not None and disagreement.exceeds(params.max_label_disagreement):

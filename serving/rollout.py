@@ -44,6 +44,7 @@ from serving.analysis import (
 from serving.bento_server import DEFAULT_SERVICE, BentoServer, NotReadyError, stop_group
 from serving.model_store import METADATA_FILE, use_project_store
 from serving.nginx import Nginx, Routing
+from serving.schema import TRAFFIC_SOURCE_HEADER
 from serving.traffic import (
     HELD_OUT_ROWS,
     Traffic,
@@ -101,6 +102,16 @@ def move_alias(name: str, alias: str, version: str) -> None:
     configure().MlflowClient().set_registered_model_alias(name, alias, version)
 
 
+def delete_alias(name: str, alias: str) -> None:
+    from model.tracking import configure
+
+    client = configure().MlflowClient()
+    try:
+        client.delete_registered_model_alias(name, alias)
+    except Exception:  # MlflowException: alias not set
+        return
+
+
 def model_info_path(tag: str) -> Path:
     """The model.json stored with `tag`: its inputs and labels, as `export` wrote them."""
     import bentoml
@@ -154,9 +165,8 @@ def smoke_test(url: str, body: str, labels: Sequence[str] = ()) -> str | None:
     """None when the server answers a real request sensibly (one prediction per row, each a
     label of the model's own when `labels` are given), else what went wrong."""
     try:
-        response = httpx.post(
-            f"{url}/predict", content=body, headers={"content-type": "application/json"}, timeout=10
-        )
+        headers = {"content-type": "application/json", TRAFFIC_SOURCE_HEADER: "smoke-test"}
+        response = httpx.post(f"{url}/predict", content=body, headers=headers, timeout=10)
     except httpx.HTTPError as error:
         return f"smoke test: {type(error).__name__}: {error}"
     if response.status_code != 200:
@@ -324,7 +334,7 @@ def run_canary(
                     servers["stable"].url,
                     servers["canary"].url,
                 )
-                verdict = judge(canary, agreement, plan.analysis)
+                verdict = judge(canary, agreement, plan.analysis, stable)
                 record = {
                     "step": index + 1,
                     "weight": weight,
@@ -338,8 +348,9 @@ def run_canary(
                 shown = "n/a" if agreement is None else agreement.describe()
                 log(
                     f"  stable: {stable.requests} req, {stable.success_rate:.1%} ok, "
-                    f"p99 {stable.p99_ms:.1f} ms | canary: {canary.requests} req, "
-                    f"{canary.success_rate:.1%} ok, p99 {canary.p99_ms:.1f} ms, "
+                    f"{stable.client_error_rate:.1%} 4xx, p99 {stable.p99_ms:.1f} ms | canary: "
+                    f"{canary.requests} req, {canary.success_rate:.1%} ok, "
+                    f"{canary.client_error_rate:.1%} 4xx, p99 {canary.p99_ms:.1f} ms, "
                     f"label disagreement {shown} -> {'pass' if verdict.passed else 'FAIL'}"
                 )
                 if not verdict.passed:
@@ -369,12 +380,18 @@ def run_canary(
         raise
     finally:
         if not keep_serving:
+            nginx.stop()  # clients first: nothing routes to a server about to stop
             for server in servers.values():
                 server.stop()
-            nginx.stop()
+            serving_path(work_dir).unlink(missing_ok=True)
             state.data["serving"] = "stopped (run with --keep-serving to leave it up)"
             state.save()
         elif state.data["phase"] in ("promoted", "rolled_back"):
+            promoted = state.data["phase"] == "promoted"
+            server = state.data["canary" if promoted else "stable"]
+            old_stable = state.data.get("stable") if promoted and stable_tag is not None else None
+            previous = _stopped(old_stable) if old_stable else None
+            record_serving(work_dir, nginx, server, previous)
             state.data["serving"] = f"up at {nginx.url}"
             state.save()
 
@@ -424,6 +441,64 @@ def _promote(
     log(f"DECISION: PROMOTE: {reason}; champion -> version {version} (was {previous})")
 
 
+# --- what serves now ------------------------------------------------------------------------------
+
+
+def serving_path(work_dir: Path) -> Path:
+    """What nginx serves now, across runs: its server, and the previous champion's for rollback."""
+    return work_dir / "serving.json"
+
+
+def record_serving(
+    work_dir: Path, nginx: Nginx, server: dict[str, Any], previous: dict[str, Any] | None
+) -> None:
+    data = {
+        "nginx": {"prefix": str(nginx.prefix), "url": nginx.url, "port": nginx.listen_port},
+        "server": server,
+        "previous": previous,
+    }
+    write_json_atomically(serving_path(work_dir), data)
+
+
+def _stopped(server: dict[str, Any]) -> dict[str, Any]:
+    """A stopped server's record: its model and port, never a pid another process may reuse."""
+    return {key: value for key, value in server.items() if key not in ("pid", "workers")}
+
+
+def live_serving(work_dir: Path) -> dict[str, Any] | None:
+    """The serving record when its nginx and server still run, else None."""
+    path = serving_path(work_dir)
+    if not path.exists():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text())
+    nginx = Nginx(Path(data["nginx"]["prefix"]), int(data["nginx"]["port"]))
+    server = BentoServer.attach(data["server"]["port"], data["server"]["pid"])
+    return data if nginx.running() and server.alive() else None
+
+
+def start_ready(
+    tag: str, params: Params, work_dir: Path, role: str, port: int | None = None
+) -> BentoServer:
+    """A ready server for `tag`, on `port` if that is still free (nginx already routes to it)."""
+    server = BentoServer(
+        DEFAULT_SERVICE,
+        port=port,
+        env={"SERVING_MODEL_TAG": tag},
+        log=work_dir / f"{role}.log",
+        ready_timeout_s=params.serving.ready_timeout_s,
+    )
+    server.start()
+    try:
+        server.wait_ready()
+    except NotReadyError:
+        server.stop()
+        if port is None:
+            raise
+        return start_ready(tag, params, work_dir, role)  # the old port is taken: a new one
+    log(f"{role}: {tag} ready on {server.url} (pid {server.pid})")
+    return server
+
+
 # --- blue-green and shadow ------------------------------------------------------------------------
 
 
@@ -454,6 +529,7 @@ def run_blue_green(
     work_dir.mkdir(parents=True, exist_ok=True)
     nginx = Nginx(work_dir / "nginx", params.rollout.nginx_port)
     state = Rollout(work_dir / "state.json", {"strategy": "blue-green", "phase": "starting"})
+    state.save()  # `status` shows this run from its start
     blue = start_server(blue_tag, DEFAULT_SERVICE, params, work_dir, "blue")
     green = start_server(green_tag, DEFAULT_SERVICE, params, work_dir, "green")
     state.data["nginx"] = {"prefix": str(nginx.prefix), "url": nginx.url}
@@ -461,8 +537,10 @@ def run_blue_green(
         blue.wait_ready()
         nginx.apply(Routing({blue.port: 1}))
         state.data["blue"] = variant(blue, blue_tag)
+        record_serving(work_dir, nginx, state.data["blue"], None)
         green.wait_ready()
         state.data["green"] = variant(green, green_tag)
+        state.save()
         blue_info, green_info = model_info(blue_tag), model_info(green_tag)
         problem = smoke_test(green.url, sample_body(green_info), green_info["labels"])
         disagreement = _agreement_on_sample(blue_info, green_info, blue.url, green.url)
@@ -480,10 +558,13 @@ def run_blue_green(
         return state.data
     seconds = params.rollout.hold_s
     clients_model = model_info_path(blue_tag)
+    state.data["phase"] = "switching"
+    state.save()
     with _maybe_traffic(nginx, params, 2 * seconds, work_dir, drive_traffic, clients_model):
         time.sleep(seconds)
         switched_at = time.time()
         nginx.apply(Routing({green.port: 1}))
+        record_serving(work_dir, nginx, state.data["green"], state.data["blue"])
         log(f"switched: all traffic on green ({green_tag}); blue ({blue_tag}) kept ready")
         time.sleep(seconds)
     entries = read_entries(nginx.access_log, switched_at - seconds, time.time())
@@ -498,11 +579,11 @@ def run_blue_green(
     return state.data
 
 
-def finish_blue_green(params: Params, state_path: Path, *, confirm: bool) -> dict[str, Any]:
+def finish_blue_green(params: Params, work_dir: Path, *, confirm: bool) -> dict[str, Any]:
     """`confirm`: stop blue, green becomes champion. `switch-back`: traffic to blue, stop green."""
-    state = Rollout.load(state_path)
+    state = Rollout.load(work_dir / "state.json")
     if state.data.get("strategy") != "blue-green" or state.data.get("phase") != "switched":
-        raise SystemExit(f"rollout: no switched blue-green rollout in {state_path}")
+        raise SystemExit(f"rollout: no switched blue-green rollout in {state.path}")
     nginx = Nginx(Path(state.data["nginx"]["prefix"]), params.rollout.nginx_port)
     keep, drop = ("green", "blue") if confirm else ("blue", "green")
     nginx.apply(Routing({int(state.data[keep]["port"]): 1}))
@@ -517,6 +598,9 @@ def finish_blue_green(params: Params, state_path: Path, *, confirm: bool) -> dic
                 move_alias(name, PREVIOUS_CHAMPION_ALIAS, previous)
             move_alias(name, params.registry.champion_alias, version)
         state.data.update(champion=version, previous_champion=previous)
+    record_serving(
+        work_dir, nginx, state.data[keep], _stopped(state.data[drop]) if confirm else None
+    )
     state.data["phase"] = "confirmed" if confirm else "switched_back"
     state.save()
     log(f"{state.data['phase']}: {keep} serves all traffic, {drop} stopped")
@@ -524,52 +608,94 @@ def finish_blue_green(params: Params, state_path: Path, *, confirm: bool) -> dic
 
 
 def run_shadow(
-    params: Params, stable_tag: str, shadow_tag: str, *, work_dir: Path, drive_traffic: bool
+    params: Params,
+    stable_tag: str,
+    shadow_tag: str,
+    *,
+    work_dir: Path,
+    drive_traffic: bool,
+    shadow_service: str = DEFAULT_SERVICE,
 ) -> dict[str, Any]:
-    """Mirror live traffic to the candidate; clients only ever get stable's answers."""
+    """Mirror live traffic to the candidate; clients only ever get stable's answers.
+
+    With a rollout serving already (serving.json), the mirror attaches to the server that serves
+    and leaves it serving; otherwise a stable server and nginx are started for the run.
+    """
     work_dir.mkdir(parents=True, exist_ok=True)
-    nginx = Nginx(work_dir / "nginx", params.rollout.nginx_port)
-    stable = start_server(stable_tag, DEFAULT_SERVICE, params, work_dir, "stable")
-    shadow = start_server(shadow_tag, DEFAULT_SERVICE, params, work_dir, "shadow")
+    live = live_serving(work_dir)
+    state = Rollout(work_dir / "state.json", {"strategy": "shadow", "phase": "starting"})
+    state.save()
+    if live is not None:
+        nginx = Nginx(Path(live["nginx"]["prefix"]), int(live["nginx"]["port"]))
+        saved = live["server"]
+        stable = BentoServer.attach(saved["port"], saved["pid"], saved.get("workers", []))
+        if saved["model_tag"] != stable_tag:
+            log(f"shadow: {saved['model_tag']} serves; it is the one compared, not {stable_tag}")
+        stable_tag = saved["model_tag"]
+        log(f"shadow: attaching to the live server {stable_tag} behind {nginx.url}")
+    else:
+        nginx = Nginx(work_dir / "nginx", params.rollout.nginx_port)
+        stable = start_server(stable_tag, DEFAULT_SERVICE, params, work_dir, "stable")
+    shadow = start_server(shadow_tag, shadow_service, params, work_dir, "shadow")
+    state.data.update(
+        attached=live is not None,
+        nginx={"prefix": str(nginx.prefix), "url": nginx.url},
+        stable=variant(stable, stable_tag),
+        shadow=variant(shadow, shadow_tag),
+    )
+    state.save()
     try:
-        stable.wait_ready()
+        if live is None:
+            stable.wait_ready()
         shadow.wait_ready()
+        state.data["shadow"] = variant(shadow, shadow_tag)
         nginx.apply(Routing({stable.port: 1}, shadow_port=shadow.port))
         seconds = params.rollout.hold_s * 2
+        state.data["phase"] = "mirroring"
+        state.save()
         log(f"shadow: mirroring all traffic to {shadow_tag} for {seconds:g} s")
         started = time.time()
         clients_model = model_info_path(stable_tag)
         with _maybe_traffic(nginx, params, seconds, work_dir, drive_traffic, clients_model):
             time.sleep(seconds)
         until = time.time()
+        nginx.apply(Routing({stable.port: 1}))  # the mirror goes first, serving stays
         served = read_entries(nginx.access_log, started, until)
-        mirrored = read_entries(nginx.shadow_log, started, until, uri="/__shadow")
+        mirrored = read_entries(nginx.shadow_log, started, until, uri="/__to_shadow")
         stable_stats = variant_stats(served, stable.port)
         shadow_stats = variant_stats(mirrored, shadow.port)
         disagreement = label_disagreement(
             mirror_bodies(served, params.rollout.analysis.mirror_requests), stable.url, shadow.url
         )
-        report = {
-            "strategy": "shadow",
-            "phase": "done",
-            "stable": variant(stable, stable_tag) | {"stats": stable_stats.describe()},
-            "shadow": variant(shadow, shadow_tag) | {"stats": shadow_stats.describe()},
-            **disagreement_checks(disagreement),
-            "client_requests": len(served),
-            "client_failures": client_failures(served),
-        }
+        state.data.update(
+            {
+                "phase": "done",
+                "stable": state.data["stable"] | {"stats": stable_stats.describe()},
+                "shadow": state.data["shadow"] | {"stats": shadow_stats.describe()},
+                **disagreement_checks(disagreement),
+                "client_requests": len(served),
+                "client_failures": client_failures(served),
+            }
+        )
         shown = "n/a" if disagreement is None else disagreement.describe()
         log(
             f"shadow: stable p99 {stable_stats.p99_ms:.1f} ms ({stable_stats.requests} req) | "
             f"shadow p99 {shadow_stats.p99_ms:.1f} ms ({shadow_stats.requests} req, "
             f"{shadow_stats.success_rate:.1%} ok) | label disagreement {shown}"
         )
-        write_json_atomically(work_dir / "state.json", report)
-        return report
+        return state.data
     finally:
-        shadow.stop()
-        stable.stop()
-        nginx.stop()
+        if state.data["phase"] != "done":
+            state.data["phase"] = "aborted"
+        if live is not None:
+            if nginx.running():
+                nginx.apply(Routing({stable.port: 1}))
+            shadow.stop()
+        else:
+            nginx.stop()  # clients first: nothing routes to a server about to stop
+            shadow.stop()
+            stable.stop()
+        state.save()
 
 
 class _NoTraffic:
@@ -588,43 +714,165 @@ def _maybe_traffic(
     return Traffic(nginx.url, params.rollout.traffic, seconds, work_dir, clients_model)
 
 
-def stop_all(params: Params, state_path: Path) -> None:
+def stop_all(params: Params, work_dir: Path) -> None:
     """Stop every server and nginx a rollout left running (`--keep-serving`, blue-green)."""
-    state = Rollout.load(state_path)
+    state = Rollout.load(work_dir / "state.json")
+    live = live_serving(work_dir)
+    if live is not None:
+        Nginx(Path(live["nginx"]["prefix"]), int(live["nginx"]["port"])).stop()
+        # the server that serves, and blue kept ready beside green (a later run may have
+        # replaced the blue-green state)
+        for server in (live["server"], live.get("previous") or {}):
+            if server.get("pid"):
+                stop_group(int(server["pid"]), known=server.get("workers", []))
+    if "nginx" in state.data:
+        Nginx(Path(state.data["nginx"]["prefix"]), params.rollout.nginx_port).stop()
     for role in ("stable", "canary", "blue", "green", "shadow"):
         if role in state.data and state.data[role].get("pid"):
             server = state.data[role]
             stop_group(int(server["pid"]), known=server.get("workers", []))
-    if "nginx" in state.data:
-        Nginx(Path(state.data["nginx"]["prefix"]), params.rollout.nginx_port).stop()
+    serving_path(work_dir).unlink(missing_ok=True)
     log("stopped every server and nginx of the last rollout")
 
 
-def rollback_to_previous(params: Params, state_path: Path) -> dict[str, Any]:
-    """Restore the previous champion: alias back, canary stopped, traffic to the old stable."""
+def _undo_run_in_progress(params: Params, state: Rollout, work_dir: Path) -> bool:
+    """Undo a run that has not finished (nothing promoted yet); False when none is running."""
+    phase, strategy = state.data.get("phase"), state.data.get("strategy")
+    nginx_info = state.data.get("nginx")
+    nginx = Nginx(Path(nginx_info["prefix"]), params.rollout.nginx_port) if nginx_info else None
+    if strategy == "blue-green" and phase == "switched":
+        finish_blue_green(params, work_dir, confirm=False)
+        return True
+    if strategy == "canary" and phase == "progressing":
+        keep, drop = "stable", "canary"
+    elif strategy == "shadow" and phase in ("starting", "mirroring"):
+        keep, drop = "stable", "shadow"
+        if state.data.get("attached"):
+            nginx = None  # the live serving's nginx, routed below without the mirror
+            live = live_serving(work_dir)
+            if live is not None:
+                prefix, port = Path(live["nginx"]["prefix"]), int(live["nginx"]["port"])
+                nginx = Nginx(prefix, port)
+    else:
+        return False
+    kept = state.data.get(keep)
+    if kept and nginx is not None and nginx.running():
+        nginx.apply(Routing({int(kept["port"]): 1}))
+    dropped = state.data.get(drop, {})
+    if dropped.get("pid"):
+        stop_group(int(dropped["pid"]), known=dropped.get("workers", []))
+    state.data["phase"] = "rolled_back"
+    state.data["decision"] = {"action": "rollback", "reason": "rolled back by hand"}
+    state.save()
+    log(f"interrupted {strategy} rolled back: {drop} stopped, traffic on {keep}")
+    return True
+
+
+def rollback_to_previous(params: Params, work_dir: Path) -> dict[str, Any]:
+    """Undo the last rollout: a run in progress is undone (nothing was promoted); otherwise the
+    previous champion gets the `champion` alias back and, when a rollout serves, all traffic."""
+    state_path = work_dir / "state.json"
+    state = Rollout.load(state_path) if state_path.exists() else None
+    if state is not None and _undo_run_in_progress(params, state, work_dir):
+        return state.data
     name = params.registry.model_name
     previous = alias_version(name, PREVIOUS_CHAMPION_ALIAS)
-    state = Rollout.load(state_path) if state_path.exists() else None
-    if state is not None and state.data.get("phase") == "progressing":
-        canary = state.data.get("canary", {})
-        if canary.get("pid"):
-            stop_group(int(canary["pid"]), known=canary.get("workers", []))
-        stable = state.data.get("stable")
-        nginx_info = state.data.get("nginx")
-        if stable and nginx_info:
-            nginx = Nginx(Path(nginx_info["prefix"]), params.rollout.nginx_port)
-            if nginx.running():
-                nginx.apply(Routing({int(stable["port"]): 1}))
-        state.data["phase"] = "rolled_back"
-        state.data["decision"] = {"action": "rollback", "reason": "rolled back by hand"}
-        state.save()
-        log("interrupted rollout rolled back: canary stopped, traffic on stable")
-        return state.data
     if previous is None:
         raise SystemExit("rollout: no previous champion recorded; nothing to roll back to")
+    live = live_serving(work_dir)
+    result: dict[str, Any] = {"champion": previous}
+    if live is not None:
+        before = live.get("previous") or {}
+        tag = before.get("model_tag") or store_tag_for(name, previous)
+        if tag is None:
+            raise SystemExit(f"rollout: version {previous} is not in the BentoML store")
+        if registry_version_of(tag) != previous:
+            tag = store_tag_for(name, previous) or tag
+        server = start_ready(tag, params, work_dir, "rollback", before.get("port"))
+        problem = smoke_test(server.url, sample_body(model_info(tag)))
+        if problem is not None:
+            server.stop()
+            raise SystemExit(f"rollout: previous champion {tag} failed its {problem}")
+        nginx = Nginx(Path(live["nginx"]["prefix"]), int(live["nginx"]["port"]))
+        nginx.apply(Routing({server.port: 1}))
+        time.sleep(0.5)  # in-flight requests on the rolled-back version finish
+        current = live["server"]
+        stop_group(int(current["pid"]), known=current.get("workers", []))
+        record_serving(work_dir, nginx, variant(server, tag), None)
+        result["serving"] = variant(server, tag)
+        log(f"traffic on the previous champion {tag}; {current['model_tag']} stopped")
+    rolled_back = alias_version(name, params.registry.champion_alias)
     move_alias(name, params.registry.champion_alias, previous)
-    log(f"champion alias restored to version {previous}")
-    return {"champion": previous}
+    delete_alias(name, PREVIOUS_CHAMPION_ALIAS)  # a second rollback must not bring it back
+    log(f"champion alias restored to version {previous} (was {rolled_back})")
+    if state is not None:
+        state.data.update(
+            phase="rolled_back",
+            champion=previous,
+            previous_champion=None,
+            decision={"action": "rollback", "reason": f"version {rolled_back} rolled back by hand"},
+        )
+        state.save()
+    return result
+
+
+# --- what the pipeline found out about the release ------------------------------------------------
+
+
+def _report_for(path: Path, info: dict[str, Any], sha_of: str) -> dict[str, Any] | None:
+    """The JSON report at `path` when it is about this model (same ONNX digest), else None."""
+    if not path.exists():
+        return None
+    report: dict[str, Any] = json.loads(path.read_text())
+    digest: Any = report
+    for key in sha_of.split("."):
+        digest = digest.get(key) if isinstance(digest, dict) else None
+    return report if digest is not None and digest == info.get("sha256") else None
+
+
+def release_problems(
+    info: dict[str, Any],
+    gate: dict[str, Any] | None,
+    load_test: dict[str, Any] | None,
+    *,
+    strategy: str,
+    allow_breaking: bool,
+) -> list[str]:
+    """Why this release may not go out with `strategy`: empty when it may.
+
+    `gate` and `load_test` are the gate's and the load test's reports on this very model (None
+    when there are none). A release whose input schema breaks clients (the gate says so) is never
+    canaried: a share of the clients would get 4xx for as long as the canary runs. It goes out
+    only as a blue-green switch the operator asked for knowingly (`allow_breaking`).
+    """
+    problems = []
+    if gate is not None and gate.get("breaking"):
+        fix = "clients must change with it: `python -m serving.rollout blue-green --allow-breaking`"
+        if strategy == "canary" or (strategy == "blue-green" and not allow_breaking):
+            problems.append(f"the gate marked its input schema as breaking clients; {fix}")
+    if load_test is not None and not load_test.get("passed", True):
+        missed = [
+            name for name, check in load_test.get("checks", {}).items() if not check["passed"]
+        ]
+        problems.append(f"its load test failed: {', '.join(missed) or 'see the report'} missed")
+    return problems
+
+
+def refuse(work_dir: Path, strategy: str, tag: str, problems: list[str]) -> dict[str, Any]:
+    """Record and say why nothing was started."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    reason = f"{tag} refused: " + "; ".join(problems)
+    state = Rollout(
+        work_dir / "state.json",
+        {
+            "strategy": strategy,
+            "phase": "refused",
+            "decision": {"action": "refuse", "reason": reason},
+        },
+    )
+    state.save()
+    log(f"DECISION: REFUSE: {reason}")
+    return state.data
 
 
 def default_tags(params: Params) -> tuple[str | None, str]:
@@ -660,7 +908,7 @@ def resume_canary(params: Params, work_dir: Path, *, drive_traffic: bool) -> int
     ]
     if dead:
         log(f"cannot resume: {', '.join(dead)} no longer running; rolling back instead")
-        rollback_to_previous(params, saved.path)
+        rollback_to_previous(params, work_dir)
         return 1
     result = run_canary(
         params,
@@ -704,23 +952,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-traffic", action="store_true", help="do not start the Locust traffic")
     parser.add_argument("--keep-serving", action="store_true", help="leave nginx and servers up")
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR)
+    parser.add_argument(
+        "--allow-breaking",
+        action="store_true",
+        help="blue-green: switch to a release whose input schema breaks clients (never a canary)",
+    )
+    parser.add_argument("--gate-report", type=Path, default=Path("reports/gate.json"))
+    parser.add_argument("--load-test-report", type=Path, default=Path("reports/load_test.json"))
     args = parser.parse_args(argv)
     use_project_store()
     params = Params.load()
     state_path = args.work_dir / "state.json"
     if args.command == "status":
-        print(Rollout.load(state_path).path.read_text())
+        status = json.loads(Rollout.load(state_path).path.read_text())
+        live = live_serving(args.work_dir)
+        status["serving_now"] = live["server"] | {"url": live["nginx"]["url"]} if live else None
+        print(json.dumps(status, indent=2))
         return 0
     if args.command == "rollback":
-        rollback_to_previous(params, state_path)
+        rollback_to_previous(params, args.work_dir)
         return 0
     if args.command == "stop":
-        stop_all(params, state_path)
+        stop_all(params, args.work_dir)
         return 0
     if args.command == "resume":
         return resume_canary(params, args.work_dir, drive_traffic=not args.no_traffic)
     if args.command in ("confirm", "switch-back"):
-        finish_blue_green(params, state_path, confirm=args.command == "confirm")
+        finish_blue_green(params, args.work_dir, confirm=args.command == "confirm")
         return 0
     if args.canary_tag:
         stable, canary = args.stable_tag, args.canary_tag
@@ -730,6 +988,21 @@ def main(argv: list[str] | None = None) -> int:
     traffic = not args.no_traffic
     if args.command in ("blue-green", "shadow") and stable is None:
         raise SystemExit(f"rollout: {args.command} needs a current version (--stable-tag)")
+    if args.command in ("canary", "blue-green"):
+        info = model_info(canary)
+        problems = release_problems(
+            info,
+            _report_for(args.gate_report, info, "candidate.onnx_sha256"),
+            _report_for(args.load_test_report, info, "model_sha256"),
+            strategy=args.command,
+            allow_breaking=args.allow_breaking,
+        )
+        if problems:
+            write_json_atomically(
+                args.work_dir / "summary.json",
+                refuse(args.work_dir, args.command, canary, problems),
+            )
+            return 1
     if args.command == "blue-green":
         assert stable is not None
         result = run_blue_green(
@@ -738,7 +1011,14 @@ def main(argv: list[str] | None = None) -> int:
         ok = result["phase"] == "switched"
     elif args.command == "shadow":
         assert stable is not None
-        result = run_shadow(params, stable, canary, work_dir=args.work_dir, drive_traffic=traffic)
+        result = run_shadow(
+            params,
+            stable,
+            canary,
+            work_dir=args.work_dir,
+            drive_traffic=traffic,
+            shadow_service=args.canary_service,
+        )
         ok = True
     else:
         result = run_canary(

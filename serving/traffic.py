@@ -29,6 +29,8 @@ from model.params import TrafficParams
 HELD_OUT_ROWS = Path("data/prepared/test.csv")  # written by `prepare`
 MODEL_INFO_ENV = "LOAD_TEST_MODEL"  # model.json of the model the traffic is meant for
 ROWS_ENV = "LOAD_TEST_ROWS"  # CSV the traffic draws its rows from
+MIN_RPS_ENV = "LOAD_TEST_MIN_RPS"  # the run's own throughput target, instead of the serving SLO's
+BUDGET_ENV = "LOAD_TEST_BUDGET"  # where that target comes from, for the summary
 
 
 def model_inputs(info: Mapping[str, Any]) -> tuple[RawInput, ...]:
@@ -93,7 +95,10 @@ def request_bodies(rows: Sequence[Mapping[str, Any]], size: int) -> list[str]:
 
 class Traffic:
     """`with Traffic(url, params, seconds, folder, model_info):` Locust sends held-out rows, laid
-    out for the model `model_info` (a model.json) describes, until the block ends."""
+    out for the model `model_info` (a model.json) describes, until the block ends.
+
+    The run drives a rollout; it is not a load test of the service, so it is judged on reaching
+    its own offered rate (users x rate, `min_offered_share` of it), not on the serving SLO."""
 
     def __init__(
         self,
@@ -110,6 +115,12 @@ class Traffic:
         self.model_info = model_info
         self.process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def min_rps(self) -> float:
+        """The throughput the run must reach: a share of what its users offer."""
+        offered = self.params.users * self.params.requests_per_user_s
+        return round(offered * self.params.min_offered_share, 3)
+
     def __enter__(self) -> Traffic:
         self.folder.mkdir(parents=True, exist_ok=True)
         locust = Path(sys.executable).with_name("locust")
@@ -123,6 +134,8 @@ class Traffic:
         env = os.environ | {
             "LOCUST_REQUESTS_PER_USER_S": str(self.params.requests_per_user_s),
             "LOAD_TEST_SUMMARY": str(self.folder / "traffic.json"),
+            MIN_RPS_ENV: str(self.min_rps),
+            BUDGET_ENV: "params.yaml rollout.traffic",
         }
         if self.model_info is not None:
             env[MODEL_INFO_ENV] = str(self.model_info)

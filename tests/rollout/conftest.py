@@ -45,7 +45,7 @@ def rollout_repo(pipeline_repo: Path, tmp_path_factory: pytest.TempPathFactory) 
                 "nginx_port": free_port(),
                 "steps": [25, 100],
                 "hold_s": 3,
-                "traffic": {"users": 4, "requests_per_user_s": 20},
+                "traffic": {"users": 4, "requests_per_user_s": 20, "min_offered_share": 0.5},
             },
             "serving": {"ready_timeout_s": 15},
         },
@@ -64,8 +64,11 @@ def store_tags(repo: Path) -> dict[str, str]:
     return tags
 
 
-def rollout(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return run(repo, str(VENV_BIN / "python"), "-m", "serving.rollout", *args, check=False)
+def rollout(
+    repo: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    python = str(VENV_BIN / "python")
+    return run(repo, python, "-m", "serving.rollout", *args, check=False, env=env)
 
 
 def state(work_dir: Path) -> dict[str, Any]:

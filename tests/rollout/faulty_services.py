@@ -29,6 +29,16 @@ class _Erroring(Classifier.inner):  # type: ignore[misc,name-defined]
         return await _real_predict(self, rows, ctx)
 
 
+class _Refusing(Classifier.inner):  # type: ignore[misc,name-defined]
+    """Refuses every other request with 400, as a model whose input schema changed would."""
+
+    @bentoml.api  # type: ignore[untyped-decorator]
+    async def predict(self, rows: list[Row], ctx: bentoml.Context) -> Any:  # type: ignore[valid-type]
+        if next(_calls) % 2 == 1:  # the first call (the smoke test) succeeds
+            raise bentoml.exceptions.BadInput("injected: unknown input")
+        return await _real_predict(self, rows, ctx)
+
+
 class _Slow(Classifier.inner):  # type: ignore[misc,name-defined]
     """Correct, but every answer takes FAULT_DELAY_S (default 0.4 s) longer."""
 
@@ -46,5 +56,6 @@ class _NeverReady(Classifier.inner):  # type: ignore[misc,name-defined]
 
 
 Erroring = bentoml.service(name="erroring")(_Erroring)
+Refusing = bentoml.service(name="refusing")(_Refusing)
 Slow = bentoml.service(name="slow")(_Slow)
 NeverReady = bentoml.service(name="never-ready")(_NeverReady)

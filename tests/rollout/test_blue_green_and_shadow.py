@@ -10,7 +10,7 @@ import pytest
 
 from serving.bento_server import BentoServer, free_port
 from serving.traffic import HELD_OUT_ROWS, held_out_rows, model_inputs, request_body
-from tests.rollout.conftest import rollout, state, store_tags
+from tests.rollout.conftest import MODEL, rollout, state, store_tags
 
 pytestmark = pytest.mark.slow
 
@@ -95,3 +95,83 @@ def test_answers_through_nginx_under_shadow_equal_stable_answers(
             assert via.json() == direct.json()
         finally:
             nginx.stop()
+
+
+def _front_version(url: str) -> str:
+    """The version that answers on the front port (GET /metadata through nginx)."""
+    version: str = httpx.get(f"{url}/metadata", timeout=10).json()["model_version"]
+    return version
+
+
+def _aliases(repo: Path) -> dict[str, str]:
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    model = client.get_registered_model(MODEL)
+    return {alias: str(version) for alias, version in model.aliases.items()}
+
+
+def test_a_hung_shadow_beside_live_serving_costs_clients_nothing(
+    rollout_repo: Path, tmp_path: Path
+) -> None:
+    """The mirror attaches to the server that serves; keep-alive clients neither fail nor wait
+    on the hung shadow, and ending shadow mode leaves that server serving."""
+    from tests.rollout.test_proxy import _Clients
+
+    tags = store_tags(rollout_repo)
+    work = ["--work-dir", str(tmp_path)]
+    versions = ["--stable-tag", tags["1"], "--canary-tag", tags["2"]]
+    try:
+        switched = rollout(rollout_repo, "blue-green", *versions, "--no-traffic", *work)
+        assert switched.returncode == 0, switched.stdout[-2000:]
+        front = state(tmp_path)["nginx"]["url"]
+        assert _front_version(front).startswith("v2-")
+        with _Clients(front, _body(rollout_repo).encode()) as clients:
+            shadow = rollout(
+                rollout_repo, "shadow", "--stable-tag", tags["2"], "--canary-tag", tags["1"],
+                "--canary-service", "tests.rollout.faulty_services:Slow", "--no-traffic", *work,
+                env={"FAULT_DELAY_S": "30"},  # a hung shadow
+            )  # fmt: skip
+            assert shadow.returncode == 0, shadow.stdout[-2000:]
+            assert state(tmp_path)["attached"] is True
+            assert state(tmp_path)["shadow"]["stats"]["requests"] > 0  # the mirror reached it
+        assert _front_version(front).startswith("v2-")  # serving untouched
+        assert clients.errors == []
+        assert clients.slowest_s < 3.0, f"a client waited {clients.slowest_s:.1f} s"
+    finally:
+        rollout(rollout_repo, "stop", *work)
+
+
+def test_rollback_after_a_confirmed_blue_green_serves_the_previous_champion(
+    rollout_repo: Path, tmp_path: Path
+) -> None:
+    import mlflow
+
+    tags = store_tags(rollout_repo)
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{rollout_repo / 'mlflow.db'}")
+    client.set_registered_model_alias(MODEL, "champion", "1")
+    work = ["--work-dir", str(tmp_path)]
+    versions = ["--stable-tag", tags["1"], "--canary-tag", tags["2"]]
+    from tests.rollout.test_proxy import _Clients
+
+    try:
+        switched = rollout(rollout_repo, "blue-green", *versions, "--no-traffic", *work)
+        assert switched.returncode == 0, switched.stdout[-2000:]
+        front = state(tmp_path)["nginx"]["url"]
+        with _Clients(front, _body(rollout_repo).encode()) as clients:
+            assert rollout(rollout_repo, "confirm", *work).returncode == 0
+            assert _aliases(rollout_repo)["champion"] == "2"
+            assert _front_version(front).startswith("v2-")
+            back = rollout(rollout_repo, "rollback", *work)
+            assert back.returncode == 0, back.stdout[-2000:]
+        assert _front_version(front).startswith("v1-")
+        aliases = _aliases(rollout_repo)
+        assert aliases["champion"] == "1"
+        assert "previous-champion" not in aliases
+        status = json.loads(rollout(rollout_repo, "status", *work).stdout)
+        assert status["phase"] == "rolled_back"
+        assert status["serving_now"]["model_tag"] == tags["1"]
+        assert clients.errors == []
+    finally:
+        rollout(rollout_repo, "stop", *work)
+        client.set_registered_model_alias(MODEL, "champion", "1")

@@ -67,6 +67,42 @@ def test_a_bad_canary_returning_errors_is_rolled_back_at_the_first_step(
     assert _aliases(rollout_repo)["champion"] == "1"
 
 
+def test_a_canary_that_refuses_clients_is_rolled_back_for_client_errors(
+    rollout_repo: Path, tmp_path: Path
+) -> None:
+    """4xx are not server failures, but a canary refusing more than stable breaks clients."""
+    final = _canary(rollout_repo, tmp_path, "tests.rollout.faulty_services:Refusing")
+    assert final["exit"] == 1
+    assert final["phase"] == "rolled_back"
+    assert final["decision"]["step"] == 1
+    assert "client errors" in final["decision"]["reason"]
+    assert _aliases(rollout_repo)["champion"] == "1"
+
+
+def test_a_release_the_gate_marks_breaking_is_never_canaried(
+    rollout_repo: Path, tmp_path: Path
+) -> None:
+    import json
+
+    import yaml
+
+    tags = store_tags(rollout_repo)
+    folder = rollout_repo / ".bentoml/models" / MODEL / tags["2"].split(":")[1]
+    sha = json.loads((folder / "model.json").read_text())["sha256"]
+    gate = tmp_path / "gate.json"
+    gate.write_text(json.dumps({"breaking": True, "candidate": {"onnx_sha256": sha}}))
+    assert yaml.safe_load((folder / "model.yaml").read_text())  # the stored model, found
+    work = ["--work-dir", str(tmp_path / "work"), "--gate-report", str(gate)]
+    versions = ["--stable-tag", tags["1"], "--canary-tag", tags["2"], "--no-traffic"]
+    canary = rollout(rollout_repo, "canary", *versions, *work)
+    assert canary.returncode == 1
+    assert "--allow-breaking" in canary.stdout
+    assert state(tmp_path / "work")["phase"] == "refused"
+    assert not (tmp_path / "work/nginx").exists()  # nothing was started
+    blue_green = rollout(rollout_repo, "blue-green", *versions, *work)
+    assert blue_green.returncode == 1
+
+
 def test_a_slow_canary_is_rolled_back_for_latency(rollout_repo: Path, tmp_path: Path) -> None:
     final = _canary(rollout_repo, tmp_path, "tests.rollout.faulty_services:Slow")
     assert final["phase"] == "rolled_back"

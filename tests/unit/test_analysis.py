@@ -24,6 +24,8 @@ from model.inputs import RawInput
 from model.params import AnalysisParams
 from serving.analysis import (
     Disagreement,
+    VariantStats,
+    client_error_increase,
     client_failures,
     judge,
     label_disagreement,
@@ -47,6 +49,7 @@ PARAMS = AnalysisParams(
     max_p99_ms=100,
     mirror_requests=10,
     max_label_disagreement=0.05,
+    max_client_error_increase=0.02,
 )
 
 
@@ -315,3 +318,32 @@ def test_each_server_gets_the_rows_laid_out_for_its_own_model(
     label_disagreement(request_bodies(old, 2), STABLE, CANARY, request_bodies(new, 2))
     assert [row for url, row in sent if url == STABLE] == old
     assert [row for url, row in sent if url == CANARY] == new
+
+
+def _stats(requests: int, client_errors: int) -> VariantStats:
+    return VariantStats(requests, 0, 1.0, 10.0, client_errors=client_errors)
+
+
+def test_4xx_attempts_are_counted_as_client_errors_not_failures() -> None:
+    lines = [
+        _line("127.0.0.1:9001", "400", "0.002", status=400),
+        _line("127.0.0.1:9001", "200", "0.002"),
+    ]
+    stats = variant_stats([e for e in map(parse_entry, lines) if e], 9001)
+    assert (stats.requests, stats.failures, stats.client_errors) == (2, 0, 1)
+
+
+def test_a_canary_refusing_half_the_traffic_fails_as_client_errors() -> None:
+    verdict = judge(_stats(60, 30), None, PARAMS, stable=_stats(200, 0))
+    assert not verdict.passed
+    assert any(reason.startswith("client errors") for reason in verdict.reasons)
+    assert "canary 50.0%" in " ".join(verdict.reasons)
+
+
+def test_a_canary_refusing_as_often_as_stable_passes() -> None:
+    """Clients that send bad rows get 4xx from both versions: that is not the canary's fault."""
+    assert client_error_increase(_stats(50, 5), _stats(150, 15), 0.02) is None
+
+
+def test_one_refused_request_in_a_small_sample_is_noise() -> None:
+    assert client_error_increase(_stats(12, 1), _stats(40, 0), 0.02) is None
