@@ -119,7 +119,7 @@ def check_slo(stats: Any, slo: SloParams, min_rps: float | None = None) -> dict[
 @events.quitting.add_listener  # type: ignore[untyped-decorator]
 def _enforce_slo(environment: Environment, **_: Any) -> None:
     summary = check_slo(environment.stats, SLO, MIN_RPS)
-    summary |= {"budget": BUDGET, "model_sha256": INFO.get("sha256")}
+    summary |= {"budget": BUDGET, "onnx_sha256": INFO.get("sha256")}
     write_json_atomically(SUMMARY, summary)
     for name, check in summary["checks"].items():
         mark = "ok  " if check["passed"] else "MISS"

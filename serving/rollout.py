@@ -993,7 +993,7 @@ def main(argv: list[str] | None = None) -> int:
         problems = release_problems(
             info,
             _report_for(args.gate_report, info, "candidate.onnx_sha256"),
-            _report_for(args.load_test_report, info, "model_sha256"),
+            _report_for(args.load_test_report, info, "onnx_sha256"),
             strategy=args.command,
             allow_breaking=args.allow_breaking,
         )
