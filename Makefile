@@ -97,7 +97,10 @@ system-deps: ## Install nginx, PostgreSQL, wrk and Chromium if missing (Debian/U
 		echo "system-deps: PostgreSQL missing (the batch tests need it): apt-get install postgresql" >&2; }
 	@command -v wrk >/dev/null 2>&1 || { $(SUDO) apt-get install -y -qq wrk >/dev/null 2>&1 || \
 		echo "system-deps: wrk missing (only make bench-serving needs it): apt-get install wrk"; }
-	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || \
+	@command -v chromium >/dev/null 2>&1 && test -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf || { \
+		pkgs="chromium fonts-noto-color-emoji"; \
+		$(SUDO) apt-get install -y -qq --no-install-recommends $$pkgs >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $$pkgs >/dev/null 2>&1; } || \
 		echo "system-deps: chromium missing (the report's render test skips): apt-get install chromium"; }
 
 retrain: install ## Retrain from scratch: every stage forced, gates included

@@ -256,7 +256,9 @@ def _baseline_text(gate: Json) -> str:
     if baseline.get("kind", "none") == "none":
         # the note already says why, in the baseline resolver's words; say it once
         return str(baseline.get("note") or "none (first run): only absolute floors apply")
-    text = f"{baseline.get('kind')} `{baseline.get('source')}`"
+    kind, source = str(baseline.get("kind")), str(baseline.get("source"))
+    # "git origin/main (3f2a1c0)" names its kind already; "models:/x@champion" does not
+    text = f"`{source}`" if source.startswith(f"{kind} ") else f"{kind} `{source}`"
     if identical_to_baseline(gate):
         digest = str(baseline.get("onnx_sha256"))[:12]
         text += f" is this very model (same ONNX sha256 `{digest}`): nothing to compare"
