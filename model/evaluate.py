@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,19 @@ def compute_metrics(
     }
 
 
+def resampled_rows(
+    labels: np.ndarray, n_classes: int, params: BootstrapParams
+) -> Iterator[np.ndarray]:
+    """Row indices drawn with replacement, `params.resamples` times from `params.seed`; draws
+    missing a class are skipped (one-vs-rest ROC AUC is undefined on them)."""
+    rng = np.random.default_rng(params.seed)
+    rows = len(labels)
+    for _ in range(params.resamples):
+        pick = rng.integers(0, rows, rows)
+        if np.unique(labels[pick]).size >= n_classes:
+            yield pick
+
+
 def bootstrap_intervals(
     labels: np.ndarray,
     probabilities: np.ndarray,
@@ -80,16 +94,9 @@ def bootstrap_intervals(
     calibration_bins: int,
     params: BootstrapParams,
 ) -> dict[str, dict[str, float]]:
-    """Percentile intervals of every metric over test rows resampled with replacement.
-
-    Resamples missing a class are skipped (one-vs-rest ROC AUC is undefined on them)."""
-    rng = np.random.default_rng(params.seed)
-    rows = len(labels)
+    """Percentile intervals of every metric over test rows resampled with replacement."""
     samples: dict[str, list[float]] = {}
-    for _ in range(params.resamples):
-        pick = rng.integers(0, rows, rows)
-        if np.unique(labels[pick]).size < probabilities.shape[1]:
-            continue
+    for pick in resampled_rows(labels, probabilities.shape[1], params):
         for name, value in compute_metrics(
             labels[pick], probabilities[pick], positive, calibration_bins
         ).items():
@@ -117,13 +124,8 @@ def paired_bootstrap(
     interval is about their difference, not about two independent noises.
 
     `beyond_noise` says the interval excludes a zero change."""
-    rng = np.random.default_rng(params.seed)
-    rows = len(labels)
     deltas: dict[str, list[float]] = {}
-    for _ in range(params.resamples):
-        pick = rng.integers(0, rows, rows)
-        if np.unique(labels[pick]).size < candidate.shape[1]:
-            continue
+    for pick in resampled_rows(labels, candidate.shape[1], params):
         ours = compute_metrics(labels[pick], candidate[pick], positive, calibration_bins)
         theirs = compute_metrics(labels[pick], baseline[pick], positive, calibration_bins)
         for name, value in ours.items():
