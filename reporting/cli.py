@@ -1,7 +1,7 @@
 """`python -m reporting`: render the pull-request report, and post it as a sticky comment.
 
 python -m reporting render --reports reports --params params.yaml --out reports/report.md
-python -m reporting post --report reports/report.md --pr 42
+python -m reporting post --report reports/report.md --pr 42   (or --run-id, as CI does)
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from model.atomic import write_text_atomically
-from reporting.github import DEFAULT_API_URL, GitHub, GitHubError
+from reporting.github import DEFAULT_API_URL, GitHub, GitHubError, add_post_arguments
 from reporting.provenance import ALL_STAGES, PIPELINE_STAGES
 from reporting.render import load_inputs, render
 
@@ -38,38 +38,6 @@ def render_command(args: argparse.Namespace) -> int:
             print("report appended to the job summary")
         else:
             print("GITHUB_STEP_SUMMARY is not set: no job summary written", file=sys.stderr)
-    return 0
-
-
-def post_command(args: argparse.Namespace) -> int:
-    token = os.environ.get("GITHUB_TOKEN", "")
-    pr = args.pr if args.pr is not None else os.environ.get("PR_NUMBER", "")
-    repo = args.repo or os.environ.get("GITHUB_REPOSITORY", "")
-    missing = [
-        name
-        for name, value in (
-            ("GITHUB_TOKEN", token),
-            ("--repo or GITHUB_REPOSITORY", repo),
-            ("--pr or PR_NUMBER", str(pr)),
-        )
-        if not value
-    ]
-    if missing:
-        print(f"post: missing {', '.join(missing)}", file=sys.stderr)
-        return 2
-    if not str(pr).isdigit():
-        print(
-            f"post: the pull request number must be a positive integer, not {pr!r}", file=sys.stderr
-        )
-        return 2
-    api_url = os.environ.get("GITHUB_API_URL") or DEFAULT_API_URL
-    github = GitHub(repository=repo, token=token, api_url=api_url)
-    try:
-        action, comment_id = github.upsert_comment(int(pr), args.report.read_text())
-    except GitHubError as error:
-        print(f"post: {error}", file=sys.stderr)
-        return 1
-    print(f"{action} comment {comment_id}")
     return 0
 
 
@@ -148,17 +116,13 @@ def parser() -> argparse.ArgumentParser:
         "post",
         help="create or update the sticky pull-request comment",
         description=(
-            "Create or update the pull-request comment that starts with the report marker. "
-            "Reads GITHUB_TOKEN (needs `pull-requests: write`), GITHUB_API_URL (default "
-            f"{DEFAULT_API_URL}), GITHUB_REPOSITORY and PR_NUMBER from the environment."
+            "Create or update the bot's pull-request comment that starts with the report marker, "
+            "on the pull request of --run-id (resolved through the API) or on --pr. Reads "
+            "GITHUB_TOKEN (needs `pull-requests: write`, and `actions: read` for --run-id), "
+            f"GITHUB_API_URL (default {DEFAULT_API_URL}), GITHUB_REPOSITORY, RUN_ID, PR_NUMBER."
         ),
     )
-    post_parser.add_argument(
-        "--report", type=Path, default=Path("reports/report.md"), help="the rendered Markdown"
-    )
-    post_parser.add_argument("--pr", type=int, help="pull request number (default: $PR_NUMBER)")
-    post_parser.add_argument("--repo", help="owner/name (default: $GITHUB_REPOSITORY)")
-    post_parser.set_defaults(run=post_command)
+    add_post_arguments(post_parser)
 
     dispatch_parser = commands.add_parser(
         "dispatch",

@@ -1,6 +1,10 @@
 """Post the report as one sticky pull-request comment, updated in place on every push.
 
-Standard library only (urllib), so the CI job needs nothing beyond the project's environment.
+Standard library only (urllib, argparse), so the comment job runs `python3 -m reporting.github`
+with nothing installed: it never needs the project's environment. The pull request is resolved
+from the CI run itself (its head repository, branch and SHA, through the API), never taken from
+the run's artifact, which the pull request's own code wrote; only the bot's own marked comment is
+edited, so a report can land neither on another pull request nor over someone else's comment.
 Transient failures (5xx, 429, rate-limit 403s, dropped connections) are retried a bounded number of
 times; permission and naming mistakes fail at once with a message that says what to check. The
 token never appears in a message: it is redacted from anything that reaches an exception.
@@ -8,19 +12,25 @@ token never appears in a message: it is redacted from anything that reaches an e
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import re
+import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.message import Message
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
-from reporting.render import MARKER
-
+# The report's first line, how the sticky comment is found again. reporting/render.py writes the
+# same string (a unit test holds them equal): this module imports nothing beyond the stdlib.
+MARKER = "<!-- mlops-starter-report -->"
+BOT_LOGINS = ("github-actions[bot]",)  # who may own the sticky comment (GITHUB_TOKEN posts as this)
 DEFAULT_API_URL = "https://api.github.com"
 USER_AGENT = "mlops-starter-report"
 API_VERSION = "2022-11-28"
@@ -129,16 +139,51 @@ class GitHub:
                 raise GitHubError(f"refusing to follow a next page off {self.api_url}: {url}")
         return found
 
-    def upsert_comment(self, pr: int, body: str, marker: str = MARKER) -> tuple[str, int]:
-        """Update the comment that starts with `marker`, or create it: ("created"|"updated", id)."""
+    def upsert_comment(
+        self, pr: int, body: str, marker: str = MARKER, authors: tuple[str, ...] = BOT_LOGINS
+    ) -> tuple[str, int]:
+        """Update our comment that starts with `marker`, or create it: ("created"|"updated", id).
+
+        A marked comment by anyone not in `authors` is left alone: anyone can paste the marker.
+        """
         for comment in self.comments(pr):
-            if str(comment.get("body") or "").startswith(marker):
+            login = str((comment.get("user") or {}).get("login") or "")
+            if login in authors and str(comment.get("body") or "").startswith(marker):
                 path = f"/repos/{self.repository}/issues/comments/{comment['id']}"
                 updated, _ = self.request("PATCH", self._url(path), {"body": body})
                 return "updated", int(updated["id"])
         path = f"/repos/{self.repository}/issues/{pr}/comments"
         created, _ = self.request("POST", self._url(path), {"body": body})
         return "created", int(created["id"])
+
+    def pull_request_of_run(self, run_id: int) -> int | None:
+        """The open pull request whose head is exactly the run's head repository and SHA.
+
+        None when there is none (the branch moved on since, or the PR was closed): a newer run
+        reports instead. Matching on repository and SHA, not branch name alone, keeps a fork's
+        same-named branch from steering the comment.
+        """
+        run, _ = self.request("GET", self._url(f"/repos/{self.repository}/actions/runs/{run_id}"))
+        if run.get("event") != "pull_request":
+            raise GitHubError(
+                f"run {run_id} was started by {run.get('event')!r}, not by a pull request"
+            )
+        head_repo = str((run.get("head_repository") or {}).get("full_name") or "")
+        head_sha, head_branch = str(run.get("head_sha") or ""), str(run.get("head_branch") or "")
+        if not (head_repo and head_sha and head_branch):
+            raise GitHubError(f"run {run_id} names no head repository, branch and SHA")
+        owner = head_repo.split("/", 1)[0]
+        query = f"head={quote(f'{owner}:{head_branch}', safe='')}&state=open&per_page=100"
+        pulls, _ = self.request("GET", self._url(f"/repos/{self.repository}/pulls?{query}"))
+        numbers = sorted(
+            int(pull["number"])
+            for pull in pulls or []
+            if (pull.get("head") or {}).get("sha") == head_sha
+            and ((pull.get("head") or {}).get("repo") or {}).get("full_name") == head_repo
+        )
+        if len(numbers) > 1:
+            raise GitHubError(f"run {run_id}: head {head_sha} is the head of PRs {numbers}")
+        return numbers[0] if numbers else None
 
     def dispatch_workflow(self, workflow: str, ref: str, inputs: dict[str, str]) -> None:
         """Start a `workflow_dispatch` run (the token needs `actions: write`)."""
@@ -201,3 +246,91 @@ def _next_page(link: str | None) -> str | None:
 def _same_origin(url: str, base: str) -> bool:
     one, two = urlsplit(url), urlsplit(base)
     return (one.scheme, one.netloc) == (two.scheme, two.netloc)
+
+
+def post_command(args: argparse.Namespace) -> int:
+    """Post the report on the run's pull request (--run-id), or on --pr when a person names it."""
+    token = os.environ.get("GITHUB_TOKEN", "")
+    repo = args.repo or os.environ.get("GITHUB_REPOSITORY", "")
+    run_id = args.run_id if args.run_id is not None else os.environ.get("RUN_ID", "")
+    pr = args.pr if args.pr is not None else os.environ.get("PR_NUMBER", "")
+    target = ("--run-id or RUN_ID", str(run_id)) if run_id else ("--pr or PR_NUMBER", str(pr))
+    required = (("GITHUB_TOKEN", token), ("--repo or GITHUB_REPOSITORY", repo), target)
+    missing = [name for name, value in required if not value]
+    if missing:
+        print(f"post: missing {', '.join(missing)}", file=sys.stderr)
+        return 2
+    if not target[1].isdigit():
+        print(f"post: {target[0]} must be a positive integer, not {target[1]!r}", file=sys.stderr)
+        return 2
+    api_url = os.environ.get("GITHUB_API_URL") or DEFAULT_API_URL
+    github = GitHub(repository=repo, token=token, api_url=api_url)
+    authors = tuple(args.author) or BOT_LOGINS
+    try:
+        number = int(pr) if not run_id else github.pull_request_of_run(int(run_id))
+        if number is None:
+            print(f"post: run {run_id} is no longer the head of an open pull request: skipped")
+            return 0
+        claimed = _claimed_pr(args.artifact_pr_file)
+        if claimed is not None and claimed != str(number):
+            print(
+                f"post: refusing: the artifact names pull request {claimed!r}, "
+                f"but run {run_id} belongs to #{number}",
+                file=sys.stderr,
+            )
+            return 1
+        action, comment_id = github.upsert_comment(number, args.report.read_text(), authors=authors)
+    except GitHubError as error:
+        print(f"post: {error}", file=sys.stderr)
+        return 1
+    print(f"{action} comment {comment_id}")
+    return 0
+
+
+def _claimed_pr(path: Path | None) -> str | None:
+    """The PR number the artifact claims (written by the PR's own run), or None without one."""
+    if path is None or not path.is_file():
+        return None
+    return path.read_text(encoding="utf-8", errors="replace").strip()
+
+
+def add_post_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `post` command's options, shared by `python -m reporting` and this module's main."""
+    parser.add_argument(
+        "--report", type=Path, default=Path("reports/report.md"), help="the rendered Markdown"
+    )
+    parser.add_argument(
+        "--run-id",
+        type=int,
+        help="the CI run whose pull request gets the comment (default: $RUN_ID); "
+        "the PR is resolved from the run's head repository and SHA",
+    )
+    parser.add_argument(
+        "--pr", type=int, help="post on this pull request instead (default: $PR_NUMBER)"
+    )
+    parser.add_argument(
+        "--artifact-pr-file",
+        type=Path,
+        help="the PR number the run's artifact claims: a mismatch is refused",
+    )
+    parser.add_argument(
+        "--author",
+        action="append",
+        default=[],
+        help=f"a login whose marked comment may be edited (repeatable; default {BOT_LOGINS[0]})",
+    )
+    parser.add_argument("--repo", help="owner/name (default: $GITHUB_REPOSITORY)")
+    parser.set_defaults(run=post_command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m reporting.github", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_post_arguments(commands.add_parser("post", help="create or update the sticky comment"))
+    args = parser.parse_args(argv)
+    code: int = args.run(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

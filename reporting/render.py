@@ -23,6 +23,7 @@ import yaml
 
 from model.contract import Contract, ContractError
 from model.importance import importance_label, rank_moves
+from reporting.github import MARKER  # the first line: how the sticky comment is found again
 from reporting.provenance import (
     ALL_STAGES,
     OUTPUTS,
@@ -32,7 +33,6 @@ from reporting.provenance import (
     stage_statuses,
 )
 
-MARKER = "<!-- mlops-starter-report -->"  # first line; how the sticky comment is found again
 PASS, FAIL, SKIP, WARN = "✅", "❌", "⚪", "⚠️"
 NONE = "—"
 CHART_POINTS = 21  # a curve is resampled on this many evenly spaced x values

@@ -18,13 +18,17 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from reporting import render
 from reporting.cli import main
-from reporting.github import GitHub, GitHubError
-from reporting.render import MARKER
+from reporting.github import MARKER, GitHub, GitHubError
 
 TOKEN = "ghp_fake_token_that_must_never_leak_0123456789"
 REPO = "owner/name"
 PR = 7
+BOT = "github-actions[bot]"
+RUN_ID = 99
+HEAD_SHA = "a" * 40
+FORK = "forker/name"
 REPORT = f"{MARKER}\n\n## report"
 
 
@@ -44,11 +48,23 @@ class FakeGitHub:
     script: list[tuple[int, dict[str, str], Any]] = field(default_factory=list)
     page_size: int = 100
     next_id: int = 1000
+    run: dict[str, Any] = field(
+        default_factory=lambda: {
+            "event": "pull_request",
+            "head_sha": HEAD_SHA,
+            "head_branch": "main",
+            "head_repository": {"full_name": FORK},
+        }
+    )
+    pulls: list[dict[str, Any]] = field(default_factory=list)
 
-    def add_comment(self, body: str) -> int:
+    def add_comment(self, body: str, login: str = BOT) -> int:
         self.next_id += 1
-        self.comments.append({"id": self.next_id, "body": body})
+        self.comments.append({"id": self.next_id, "body": body, "user": {"login": login}})
         return self.next_id
+
+    def add_pull(self, number: int, sha: str = HEAD_SHA, repo: str = FORK) -> None:
+        self.pulls.append({"number": number, "head": {"sha": sha, "repo": {"full_name": repo}}})
 
     def handle(self, request: Request) -> tuple[int, dict[str, str], Any]:
         self.requests.append(request)
@@ -65,7 +81,11 @@ class FakeGitHub:
             return 200, headers, self.comments[start : start + self.page_size]
         if request.method == "POST" and split.path == listing:
             comment_id = self.add_comment(request.body["body"])
-            return 201, {}, {"id": comment_id, "body": request.body["body"]}
+            return 201, {}, self.comments[-1]
+        if request.method == "GET" and split.path == f"/repos/{REPO}/actions/runs/{RUN_ID}":
+            return 200, {}, self.run
+        if request.method == "GET" and split.path == f"/repos/{REPO}/pulls":
+            return 200, {}, self.pulls
         prefix = f"/repos/{REPO}/issues/comments/"
         if request.method == "PATCH" and split.path.startswith(prefix):
             comment_id = int(split.path.removeprefix(prefix))
@@ -137,13 +157,13 @@ def test_a_comment_is_created_when_none_carries_the_marker(
     github.add_comment("LGTM")
     action, comment_id = client.upsert_comment(PR, REPORT)
     assert action == "created"
-    assert github.comments[-1] == {"id": comment_id, "body": REPORT}
+    assert github.comments[-1] == {"id": comment_id, "body": REPORT, "user": {"login": BOT}}
 
 
 def test_a_second_post_updates_the_same_comment(github: FakeGitHub, client: GitHub) -> None:
     _, first = client.upsert_comment(PR, REPORT)
     assert client.upsert_comment(PR, REPORT + " v2") == ("updated", first)
-    assert github.comments == [{"id": first, "body": REPORT + " v2"}]
+    assert github.comments == [{"id": first, "body": REPORT + " v2", "user": {"login": BOT}}]
 
 
 def test_every_page_of_comments_is_searched_for_the_marker(
@@ -288,3 +308,92 @@ def test_a_workflow_dispatch_posts_ref_and_inputs(github: FakeGitHub, client: Gi
     assert request.method == "POST"
     assert request.path == f"/repos/{REPO}/actions/workflows/retrain.yml/dispatches"
     assert request.body == {"ref": "main", "inputs": {"reason": "drift"}}
+
+
+def test_a_marked_comment_by_another_user_is_never_edited(
+    github: FakeGitHub, client: GitHub
+) -> None:
+    theirs = github.add_comment(REPORT + " forged", login="mallory")
+    action, ours = client.upsert_comment(PR, REPORT)
+    assert action == "created"
+    assert ours != theirs
+    assert github.comments[0]["body"] == REPORT + " forged"
+    assert "PATCH" not in [request.method for request in github.requests]
+
+
+def test_the_render_and_the_poster_share_one_marker() -> None:
+    assert render.MARKER == MARKER
+
+
+def test_the_pull_request_is_resolved_from_the_runs_head_repository_and_sha(
+    github: FakeGitHub, client: GitHub
+) -> None:
+    github.add_pull(3, sha="b" * 40)  # the branch moved on: an older head
+    github.add_pull(5, repo=REPO)  # the same SHA and branch name in another repository
+    github.add_pull(PR)
+    assert client.pull_request_of_run(RUN_ID) == PR
+    lookup = github.requests[-1]
+    assert urlsplit(lookup.path).path == f"/repos/{REPO}/pulls"
+    assert parse_qs(urlsplit(lookup.path).query)["head"] == ["forker:main"]
+
+
+def test_a_run_that_is_no_longer_a_pull_requests_head_resolves_to_none(
+    github: FakeGitHub, client: GitHub
+) -> None:
+    github.add_pull(PR, sha="b" * 40)
+    assert client.pull_request_of_run(RUN_ID) is None
+
+
+def test_a_run_not_started_by_a_pull_request_is_refused(github: FakeGitHub, client: GitHub) -> None:
+    github.run["event"] = "push"
+    with pytest.raises(GitHubError, match="not by a pull request"):
+        client.pull_request_of_run(RUN_ID)
+
+
+def _run_post_for_run(
+    github: FakeGitHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, claimed: str | None
+) -> int:
+    report = tmp_path / "report.md"
+    report.write_text(REPORT)
+    args = ["post", "--report", str(report), "--run-id", str(RUN_ID)]
+    if claimed is not None:
+        (tmp_path / "pr-number.txt").write_text(claimed + "\n")
+        args += ["--artifact-pr-file", str(tmp_path / "pr-number.txt")]
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    monkeypatch.setenv("GITHUB_API_URL", github.url)
+    monkeypatch.setenv("GITHUB_REPOSITORY", REPO)
+    monkeypatch.delenv("PR_NUMBER", raising=False)
+    return main(args)
+
+
+def test_the_post_command_comments_on_the_pull_request_of_the_run(
+    github: FakeGitHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    github.add_pull(PR)
+    assert _run_post_for_run(github, monkeypatch, tmp_path, claimed=str(PR)) == 0
+    assert github.requests[-1].method == "POST"
+    assert urlsplit(github.requests[-1].path).path == f"/repos/{REPO}/issues/{PR}/comments"
+
+
+def test_an_artifact_naming_another_pull_request_is_refused(
+    github: FakeGitHub,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    github.add_pull(PR)
+    assert _run_post_for_run(github, monkeypatch, tmp_path, claimed="1") == 1
+    assert "refusing" in capsys.readouterr().err
+    assert [request.method for request in github.requests] == ["GET", "GET"]
+    assert github.comments == []
+
+
+def test_a_stale_run_posts_nothing(
+    github: FakeGitHub,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert _run_post_for_run(github, monkeypatch, tmp_path, claimed=str(PR)) == 0
+    assert "skipped" in capsys.readouterr().out
+    assert github.comments == []
