@@ -23,7 +23,7 @@ import yaml
 
 from model.contract import Contract, ContractError
 from model.importance import importance_label, rank_moves
-from reporting.github import MARKER  # the first line: how the sticky comment is found again
+from reporting.github import MARKER as MARKER  # the first line: how the sticky comment is found
 from reporting.provenance import (
     ALL_STAGES,
     OUTPUTS,
