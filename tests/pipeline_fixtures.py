@@ -10,10 +10,15 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from serving.bento_server import BentoServer
 
 from tests.conftest import REPO_ROOT
 
@@ -111,3 +116,14 @@ def forced_repo(pipeline_repo: Path, tmp_path_factory: pytest.TempPathFactory) -
 def repo_copy(pipeline_repo: Path, tmp_path: Path) -> Path:
     """A private copy of the reproduced project, for tests that change it."""
     return Path(shutil.copytree(pipeline_repo, tmp_path / "project", symlinks=True))
+
+
+@contextmanager
+def serving(repo: Path, scratch: Path) -> Iterator[BentoServer]:
+    """A real `bentoml serve` of the project's packaged model, logging into `scratch`."""
+    from serving.bento_server import BentoServer
+
+    env = {"BENTOML_HOME": str(repo / ".bentoml"), "PREDICTION_LOG_DIR": str(scratch)}
+    log = scratch.parent / f"{scratch.name}-serve.log"
+    with BentoServer(cwd=repo, env=env, log=log, ready_timeout_s=90) as running:
+        yield running

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from serving.bento_server import BentoServer
-from tests.pipeline_fixtures import VENV_BIN, project_env
+from tests.pipeline_fixtures import VENV_BIN, project_env, serving
 
 pytestmark = pytest.mark.slow
 
@@ -29,10 +29,7 @@ MAX_EXAMPLES = 60  # per operation and phase: about 1,000 requests, well under 2
 
 @pytest.fixture(scope="module")
 def server(pipeline_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BentoServer]:
-    scratch = tmp_path_factory.mktemp("schemathesis")
-    env = {"BENTOML_HOME": str(pipeline_repo / ".bentoml"), "PREDICTION_LOG_DIR": str(scratch)}
-    log = scratch.parent / "schemathesis-serve.log"
-    with BentoServer(cwd=pipeline_repo, env=env, log=log, ready_timeout_s=90) as running:
+    with serving(pipeline_repo, tmp_path_factory.mktemp("schemathesis")) as running:
         yield running
 
 

@@ -20,16 +20,14 @@ import pytest
 
 from serving.bento_server import BentoServer
 from serving.prediction_log import log_files
+from tests.pipeline_fixtures import serving
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def server(pipeline_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BentoServer]:
-    scratch = tmp_path_factory.mktemp("hardening")
-    env = {"BENTOML_HOME": str(pipeline_repo / ".bentoml"), "PREDICTION_LOG_DIR": str(scratch)}
-    log = scratch.parent / "hardening-serve.log"
-    with BentoServer(cwd=pipeline_repo, env=env, log=log, ready_timeout_s=90) as running:
+    with serving(pipeline_repo, tmp_path_factory.mktemp("hardening")) as running:
         yield running
 
 
