@@ -53,7 +53,7 @@ contract: install ## Draft data/contract.yaml from CSV=data/raw/x.csv LABEL=colu
 	python -m model.draft_contract --label="$$LABEL" -- "$$CSV"
 
 pipeline: repro system-deps ## The whole flow here: pipeline, gates, Bento, load test, rollout, report
-	python -m serving.rollout canary; status=$$?; $(MAKE) --no-print-directory report REPORT_EXPECT=rollout; exit $$status
+	python -m rollout canary; status=$$?; $(MAKE) --no-print-directory report REPORT_EXPECT=rollout; exit $$status
 
 repro: install ## Reproduce the DVC pipeline; stages whose inputs did not change are skipped
 	dvc repro
@@ -73,13 +73,13 @@ load-test: package ## Locust against a fresh server; fails when the SLO in param
 	dvc repro --force --single-item load_test
 
 rollout: package system-deps ## Canary rollout of the challenger behind nginx (plan: params.yaml rollout)
-	python -m serving.rollout canary
+	python -m rollout canary
 
 rollback: install ## Restore the previous champion (or roll back an interrupted rollout)
-	python -m serving.rollout rollback
+	python -m rollout rollback
 
 k8s-manifests: install ## Render the rollout plan for Kubernetes (Argo Rollouts) into deploy/k8s
-	python -m serving.k8s deploy/k8s
+	python -m rollout.k8s deploy/k8s
 
 # System tools the rollout and benchmarks run: installed where missing and possible (Debian, as
 # root or with passwordless sudo); elsewhere the target says how.
@@ -148,7 +148,7 @@ explain-rollout-target: ## Say why CD deployed nothing
 	@echo "labelled 'rollout') or 'kubernetes' (with the KUBECONFIG secret). See README: Rollout."
 
 k8s-apply: install ## Render deploy/k8s for IMAGE and kubectl-apply it (KUBECONFIG_DATA: a kubeconfig)
-	python -m serving.k8s deploy/k8s --image "$(IMAGE)"
+	python -m rollout.k8s deploy/k8s --image "$(IMAGE)"
 	@umask 077 && printf '%s' "$$KUBECONFIG_DATA" > .kubeconfig
 	KUBECONFIG=.kubeconfig kubectl apply -f deploy/k8s/; status=$$?; rm -f .kubeconfig; exit $$status
 
@@ -164,7 +164,7 @@ bench-drift: install ## Benchmark: drift false alarms on clean held-out windows 
 INPUT ?= data/prepared/test.csv
 DB ?= sqlite:///predictions.db
 batch: install ## Score INPUT (CSV or Parquet) with the champion model into DB (default SQLite)
-	python -m serving.batch "$(INPUT)" --db "$(DB)"
+	python -m batch "$(INPUT)" --db "$(DB)"
 
 bench-batch: repro ## Benchmark: batch scoring into SQLite vs onnxruntime alone on the same rows
 	python -m benchmarks.batch

@@ -1,7 +1,7 @@
 """Benchmark: batch scoring throughput next to onnxruntime's in-process limit on the same rows.
 
 Resamples the test split into a larger input (CSV and Parquet, in a temporary directory), scores
-each into a fresh temporary SQLite database with `serving.batch`, and measures `predict_proba`
+each into a fresh temporary SQLite database with `batch.score`, and measures `predict_proba`
 alone on the same rows, already laid out as the model's inputs, in chunks of the same size. The
 ratio says how much of the time goes to reading, hashing, checking rows and writing rather than
 to the model. Writes benchmarks/results/batch.json.
@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 from sqlalchemy import create_engine
 
+from batch.score import DEFAULT_CHUNK_ROWS, BatchModel, load_model_dir, open_input, score_file
 from model.atomic import write_json_atomically
 from model.inference import Feeds, predict_proba
-from serving.batch import DEFAULT_CHUNK_ROWS, BatchModel, load_model_dir, open_input, score_file
-from serving.traffic import read_rows
+from rollout.traffic import read_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -32,7 +32,7 @@ import numpy as np
 import psutil
 
 from model.params import Params
-from serving.bento_server import BentoServer
+from rollout.bento_server import BentoServer
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = (500, 1000, 2000)

@@ -29,8 +29,7 @@ from locust.env import Environment
 
 from model.atomic import write_json_atomically
 from model.params import Params, SloParams
-from serving.schema import TRAFFIC_SOURCE_HEADER
-from serving.traffic import (
+from rollout.traffic import (
     BUDGET_ENV,
     HELD_OUT_ROWS,
     MIN_RPS_ENV,
@@ -40,6 +39,7 @@ from serving.traffic import (
     model_inputs,
     request_body,
 )
+from serving.schema import TRAFFIC_SOURCE_HEADER
 
 PARAMS = Params.load(Path(os.environ.get("PARAMS_PATH", "params.yaml")))
 SLO = PARAMS.serving.slo

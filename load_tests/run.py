@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 from model.params import Params
-from serving.bento_server import BentoServer, NotReadyError
+from rollout.bento_server import BentoServer, NotReadyError
+from rollout.traffic import MODEL_INFO_ENV
 from serving.model_store import METADATA_FILE, use_project_store
-from serving.traffic import MODEL_INFO_ENV
 
 
 def packaged_model(params: Params) -> tuple[str, Path]:

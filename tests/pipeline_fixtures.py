@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from serving.bento_server import BentoServer
+    from rollout.bento_server import BentoServer
 
 from tests.conftest import REPO_ROOT
 
@@ -121,7 +121,7 @@ def repo_copy(pipeline_repo: Path, tmp_path: Path) -> Path:
 @contextmanager
 def serving(repo: Path, scratch: Path) -> Iterator[BentoServer]:
     """A real `bentoml serve` of the project's packaged model, logging into `scratch`."""
-    from serving.bento_server import BentoServer
+    from rollout.bento_server import BentoServer
 
     env = {"BENTOML_HOME": str(repo / ".bentoml"), "PREDICTION_LOG_DIR": str(scratch)}
     log = scratch.parent / f"{scratch.name}-serve.log"

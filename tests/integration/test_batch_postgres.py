@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import BigInteger, Engine, column, create_engine, inspect, select, table
 
-from serving.batch import (
+from batch.score import (
     BatchModel,
     Progress,
     load_model_dir,
@@ -31,7 +31,7 @@ from serving.batch import (
     open_input,
     probability_columns,
 )
-from serving.batch import score_file as score
+from batch.score import score_file as score
 from tests.batch_fixtures import export_tiny_model, input_frame
 
 pytestmark = pytest.mark.slow

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from model.features import FeatureSchema, read_split
-from serving.bento_server import BentoServer
+from rollout.bento_server import BentoServer
 from serving.prediction_log import log_files
 from serving.schema import TRAFFIC_SOURCE_HEADER
 from tests.pipeline_fixtures import VENV_BIN, run

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.bento_server import BentoServer
+from rollout.bento_server import BentoServer
 from tests.pipeline_fixtures import VENV_BIN, project_env, serving
 
 pytestmark = pytest.mark.slow

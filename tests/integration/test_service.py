@@ -25,7 +25,7 @@ from model.export import example_rows
 from model.features import FeatureSchema, read_split
 from model.inference import onnx_session, predict_proba
 from model.inputs import InputLayout, RawInput
-from serving.bento_server import BentoServer, NotReadyError
+from rollout.bento_server import BentoServer, NotReadyError
 from serving.prediction_log import log_files
 from tests.pipeline_fixtures import copy_project, dvc, run
 from tests.tables import shipped_raw_path, write_mixed_table

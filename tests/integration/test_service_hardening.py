@@ -18,7 +18,7 @@ import aiohttp
 import httpx
 import pytest
 
-from serving.bento_server import BentoServer
+from rollout.bento_server import BentoServer
 from serving.prediction_log import log_files
 from tests.pipeline_fixtures import serving
 

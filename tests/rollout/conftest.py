@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from model.params import Params
-from serving.bento_server import free_port
+from rollout.bento_server import free_port
 from tests.conftest import REPO_ROOT
 from tests.pipeline_fixtures import VENV_BIN, dvc, project_env, run
 
@@ -68,7 +68,7 @@ def rollout(
     repo: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     python = str(VENV_BIN / "python")
-    return run(repo, python, "-m", "serving.rollout", *args, check=False, env=env)
+    return run(repo, python, "-m", "rollout.cli", *args, check=False, env=env)
 
 
 def state(work_dir: Path) -> dict[str, Any]:
@@ -87,7 +87,7 @@ def wait_for_phase(work_dir: Path, phase: str, timeout_s: float = 60) -> None:
 
 
 def start_rollout(repo: Path, *args: str) -> subprocess.Popen[str]:
-    command = [str(VENV_BIN / "python"), "-m", "serving.rollout", *args]
+    command = [str(VENV_BIN / "python"), "-m", "rollout.cli", *args]
     env = project_env()
     return subprocess.Popen(command, cwd=repo, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip

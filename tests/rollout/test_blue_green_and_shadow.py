@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serving.bento_server import BentoServer, free_port
-from serving.traffic import HELD_OUT_ROWS, held_out_rows, model_inputs, request_body
+from rollout.bento_server import BentoServer, free_port
+from rollout.traffic import HELD_OUT_ROWS, held_out_rows, model_inputs, request_body
 from tests.rollout.conftest import MODEL, rollout, state, store_tags
 
 pytestmark = pytest.mark.slow
@@ -76,7 +76,7 @@ def test_answers_through_nginx_under_shadow_equal_stable_answers(
     rollout_repo: Path, tmp_path: Path
 ) -> None:
     """Byte for byte: the mirror never leaks into what a client receives."""
-    from serving.nginx import Nginx, Routing
+    from rollout.nginx import Nginx, Routing
 
     tags = store_tags(rollout_repo)
     env = {"BENTOML_HOME": str(rollout_repo / ".bentoml")}

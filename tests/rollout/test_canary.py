@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.analysis import read_entries
+from rollout.analysis import read_entries
 from tests.rollout.conftest import (
     MODEL,
     rollout,
@@ -164,7 +164,7 @@ def test_a_good_canary_goes_through_every_step_and_is_promoted(
 
 def test_the_first_deployment_is_smoke_tested_and_promoted(repo_copy: Path) -> None:
     """No champion yet: nothing to compare against, so the challenger is checked and promoted."""
-    from serving.bento_server import free_port
+    from rollout.bento_server import free_port
     from tests.rollout.conftest import edit_params
 
     edit_params(repo_copy, {"rollout": {"nginx_port": free_port()}})

@@ -18,8 +18,8 @@ import httpx
 import pytest
 import requests
 
-from serving.bento_server import free_port
-from serving.nginx import Nginx, Routing, nginx_binary
+from rollout.bento_server import free_port
+from rollout.nginx import Nginx, Routing, nginx_binary
 
 pytestmark = pytest.mark.slow
 BODY = b'{"rows": []}'

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from model.features import fit_schema
 from model.inputs import RawInput
 from model.params import AnalysisParams
-from serving.analysis import (
+from rollout.analysis import (
     Disagreement,
     VariantStats,
     client_error_increase,
@@ -34,7 +34,7 @@ from serving.analysis import (
     read_entries,
     variant_stats,
 )
-from serving.traffic import (
+from rollout.traffic import (
     client_rows,
     held_out_rows,
     model_inputs,
@@ -100,7 +100,7 @@ def test_success_rate_and_p99_are_computed_per_attempt(
 
 
 def test_judge_names_every_reason() -> None:
-    from serving.analysis import VariantStats
+    from rollout.analysis import VariantStats
 
     bad = VariantStats(requests=3, failures=1, success_rate=2 / 3, p99_ms=300.0)
     verdict = judge(bad, Disagreement(differing=30, rows=60), PARAMS)
@@ -111,7 +111,7 @@ def test_judge_names_every_reason() -> None:
 
 
 def test_judge_passes_a_healthy_canary() -> None:
-    from serving.analysis import VariantStats
+    from rollout.analysis import VariantStats
 
     good = VariantStats(requests=50, failures=0, success_rate=1.0, p99_ms=12.0)
     assert judge(good, Disagreement(differing=0, rows=60), PARAMS).passed
@@ -127,7 +127,7 @@ def test_mirror_bodies_takes_the_latest_successful_requests() -> None:
 
 def test_a_few_borderline_rows_in_a_small_sample_do_not_roll_back_a_good_model() -> None:
     """CI saw this: a seed-7 retrain flips 2 of 114 test rows; one step's 69 rows held 4 of them."""
-    from serving.analysis import VariantStats
+    from rollout.analysis import VariantStats
 
     good = VariantStats(requests=240, failures=0, success_rate=1.0, p99_ms=3.0)
     sample = Disagreement(differing=4, rows=69)
@@ -142,7 +142,7 @@ def test_a_few_borderline_rows_in_a_small_sample_do_not_roll_back_a_good_model()
     [(69, 69), (20, 180), (15, 150)],  # flipped labels; 11% and 10% on a default-size sample
 )
 def test_a_model_clearly_above_the_limit_is_rolled_back(differing: int, rows: int) -> None:
-    from serving.analysis import VariantStats
+    from rollout.analysis import VariantStats
 
     good = VariantStats(requests=240, failures=0, success_rate=1.0, p99_ms=3.0)
     verdict = judge(good, Disagreement(differing, rows), PARAMS)

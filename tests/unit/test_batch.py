@@ -20,9 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, create_engine, inspect, text
 
-from model.inference import predict_proba
-from model.inputs import RawInput
-from serving.batch import (
+from batch.score import (
     MAX_COLUMN_NAME,
     BatchError,
     BatchModel,
@@ -34,6 +32,8 @@ from serving.batch import (
     probability_columns,
     score_file,
 )
+from model.inference import predict_proba
+from model.inputs import RawInput
 from serving.model_store import METADATA_FILE
 from tests.batch_fixtures import export_tiny_model, input_frame
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from model.params import Params
-from serving.k8s import main, manifests
+from rollout.k8s import main, manifests
 from tests.conftest import REPO_ROOT
 
 PARAMS = Params.load(REPO_ROOT / "params.yaml")

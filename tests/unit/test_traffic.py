@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from model.params import TrafficParams
-from serving.rollout import release_problems
-from serving.traffic import Traffic
+from rollout.cli import release_problems
+from rollout.traffic import Traffic
 
 BREAKING_GATE = {"breaking": True, "candidate": {"onnx_sha256": "abc"}}
 PASSED_LOAD_TEST: dict[str, Any] = {"passed": True, "checks": {}}

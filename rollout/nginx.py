@@ -9,7 +9,7 @@ nginx retries a request that failed on a cached upstream connection on a fresh o
 that fails on one model server (refused connection, 5xx) is retried once on the other, so a
 dying canary costs clients nothing. Every request is logged by the back as one JSON line with
 each upstream attempt's address, status and time, and the request body, which the canary
-analysis reads (serving/analysis.py).
+analysis reads (rollout/analysis.py).
 
 Shadow traffic goes through a *sink*: the back mirrors each request to a listener of its own that
 answers at once and relays the copy to the shadow server. nginx keeps a client's connection until
@@ -63,7 +63,7 @@ def nginx_binary() -> str:
 
 def _preamble(prefix: Path) -> str:
     user = "user root root;\n" if os.geteuid() == 0 else ""
-    return f"""# Rendered by serving/nginx.py: edit params.yaml (rollout), not this file.
+    return f"""# Rendered by rollout/nginx.py: edit params.yaml (rollout), not this file.
 {user}worker_processes 1;
 pid {prefix / "nginx.pid"};
 error_log {prefix / "error.log"} warn;

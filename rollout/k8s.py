@@ -1,7 +1,7 @@
 """Render the rollout plan for Kubernetes: a Service, an Argo Rollouts `Rollout`, its
 `AnalysisTemplate`s and an HPA, from the same params.yaml values as the one-machine rollout.
 
-    python -m serving.k8s deploy/k8s        # or: make k8s-manifests
+    python -m rollout.k8s deploy/k8s        # or: make k8s-manifests
 
 Canary steps become `setWeight` + `pause` steps; the analysis thresholds become Prometheus
 queries over BentoML's own request metrics (success rate and p99 of /predict), checked in the
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         kubernetes = params.rollout.kubernetes.model_copy(update={"image": args.image})
         rollout_params = params.rollout.model_copy(update={"kubernetes": kubernetes})
         params = params.model_copy(update={"rollout": rollout_params})
-    header = "# Rendered by serving/k8s.py from params.yaml: edit those, not this file.\n"
+    header = "# Rendered by rollout/k8s.py from params.yaml: edit those, not this file.\n"
     for name, objects in manifests(params).items():
         text = header + yaml.safe_dump_all(objects, sort_keys=False)
         write_text_atomically(args.out / name, text)

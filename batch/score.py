@@ -1,9 +1,9 @@
 """Batch scoring: a CSV or Parquet file through the champion model into a database table.
 
-    python -m serving.batch data.csv                         # champion -> sqlite:///predictions.db
-    python -m serving.batch data.parquet --db postgresql+psycopg://user@host/db
-    python -m serving.batch data.csv --model-tag <registry.model_name>:v3-1a2b3c4d
-    python -m serving.batch data.csv --model-dir models      # an exported model.onnx + model.json
+    python -m batch data.csv                         # champion -> sqlite:///predictions.db
+    python -m batch data.parquet --db postgresql+psycopg://user@host/db
+    python -m batch data.csv --model-tag <registry.model_name>:v3-1a2b3c4d
+    python -m batch data.csv --model-dir models      # an exported model.onnx + model.json
 
 The input holds raw rows, as the data contract describes them: numbers, category strings,
 booleans (true/false, 1/0, yes/no) and empty cells for nulls, in any column order; columns the
@@ -178,7 +178,7 @@ def champion_tag() -> str:
     """The store tag of the model the MLflow registry's champion alias points at."""
     use_project_store()
     from model.params import Params
-    from serving.rollout import alias_version, store_tag_for
+    from rollout.cli import alias_version, store_tag_for
 
     registry = Params.load().registry
     name, alias = registry.model_name, registry.champion_alias

@@ -1,12 +1,12 @@
 """Canary, blue-green and shadow rollouts on one machine: nginx in front of BentoML servers.
 
-    python -m serving.rollout canary        # steps from params.yaml, analysis, promote/roll back
-    python -m serving.rollout resume        # take over an interrupted canary and carry it on
-    python -m serving.rollout blue-green    # switch all at once; `confirm` or `switch-back` later
-    python -m serving.rollout shadow        # mirror live traffic to the candidate, compare, stop
-    python -m serving.rollout rollback      # back to the previous champion, at any time
-    python -m serving.rollout status        # the persisted state
-    python -m serving.rollout stop          # stop what --keep-serving or blue-green left running
+    python -m rollout canary        # steps from params.yaml, analysis, promote/roll back
+    python -m rollout resume        # take over an interrupted canary and carry it on
+    python -m rollout blue-green    # switch all at once; `confirm` or `switch-back` later
+    python -m rollout shadow        # mirror live traffic to the candidate, compare, stop
+    python -m rollout rollback      # back to the previous champion, at any time
+    python -m rollout status        # the persisted state
+    python -m rollout stop          # stop what --keep-serving or blue-green left running
 
 Options name the versions (BentoML store tags; default: champion as stable, challenger as the
 new version), and `--no-traffic` leaves the driving to real clients.
@@ -31,7 +31,7 @@ import httpx
 
 from model.atomic import write_json_atomically
 from model.params import Params
-from serving.analysis import (
+from rollout.analysis import (
     Disagreement,
     client_failures,
     disagreement_checks,
@@ -41,11 +41,9 @@ from serving.analysis import (
     read_entries,
     variant_stats,
 )
-from serving.bento_server import DEFAULT_SERVICE, BentoServer, NotReadyError, stop_group
-from serving.model_store import METADATA_FILE, use_project_store
-from serving.nginx import Nginx, Routing
-from serving.schema import TRAFFIC_SOURCE_HEADER
-from serving.traffic import (
+from rollout.bento_server import DEFAULT_SERVICE, BentoServer, NotReadyError, stop_group
+from rollout.nginx import Nginx, Routing
+from rollout.traffic import (
     HELD_OUT_ROWS,
     Traffic,
     held_out_rows,
@@ -53,6 +51,8 @@ from serving.traffic import (
     request_bodies,
     request_body,
 )
+from serving.model_store import METADATA_FILE, use_project_store
+from serving.schema import TRAFFIC_SOURCE_HEADER
 
 DEFAULT_WORK_DIR = Path("reports/rollout")
 PREVIOUS_CHAMPION_ALIAS = "previous-champion"
@@ -575,7 +575,7 @@ def run_blue_green(
         decision={"action": "switch", "reason": "green ready, smoke test and agreement passed"},
     )
     state.save()
-    log("run `python -m serving.rollout confirm` to keep green, or `switch-back` to return to blue")
+    log("run `python -m rollout confirm` to keep green, or `switch-back` to return to blue")
     return state.data
 
 
@@ -847,7 +847,7 @@ def release_problems(
     """
     problems = []
     if gate is not None and gate.get("breaking"):
-        fix = "clients must change with it: `python -m serving.rollout blue-green --allow-breaking`"
+        fix = "clients must change with it: `python -m rollout blue-green --allow-breaking`"
         if strategy == "canary" or (strategy == "blue-green" and not allow_breaking):
             problems.append(f"the gate marked its input schema as breaking clients; {fix}")
     if load_test is not None and not load_test.get("passed", True):
