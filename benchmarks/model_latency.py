@@ -17,12 +17,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 import onnxruntime as ort
+import pandas as pd
 
 from model.atomic import write_json_atomically
 from model.features import FeatureSchema, read_split
 from model.inference import Feeds, layout_of, onnx_session
 from model.latency import LatencyProfile, measure_side_by_side
-from model.params import Params
+from model.params import LatencyGate, Params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,37 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     files = {"candidate": args.model, "same (A/A)": args.model, "int8": args.int8}
     if args.baseline:
         files["baseline"] = args.baseline
-    models: dict[str, tuple[ort.InferenceSession, Feeds]] = {}
-    for name, path in files.items():
-        session = onnx_session(path, latency.threads)
-        # each model fed the same rows laid out for its own inputs (a baseline may differ)
-        layout = layout_of(session) or (schema.layout if name != "baseline" else None)
-        if layout is None:
-            print(f"{name}: {path} does not describe its inputs; not measured")
-            continue
-        if missing := [input_name for input_name in layout.names if input_name not in rows]:
-            print(f"{name}: the test split lacks its inputs {missing}; not measured")
-            continue
-        models[name] = (session, layout.column_feeds(rows))
-
-    runs = []
-    for repeat in range(args.repeats):
-        profiles = measure_side_by_side(
-            models,
-            rounds=latency.rounds,
-            calls_per_round=latency.calls_per_round,
-            batch_sizes=latency.batch_sizes,
-        )
-        runs.append(profiles)
-        ratios = {
-            name: profiles[name].p99_ms / profiles["candidate"].p99_ms
-            for name in profiles
-            if name != "candidate"
-        }
-        print(f"measurement {repeat + 1}/{args.repeats}, {latency.threads} thread(s):")
-        print(_table(profiles))
-        print("  p99 ratio to candidate: " + ", ".join(f"{n} {r:.2f}x" for n, r in ratios.items()))
-
+    models = _sessions(files, rows, schema, latency.threads)
+    runs = _measure(models, latency, args.repeats)
     summary = {
         name: statistics.median(run[name].p99_ms / run["candidate"].p99_ms for run in runs)
         for name in models
@@ -106,6 +78,48 @@ def main(argv: list[str] | None = None) -> int:
         },
     )
     return 0
+
+
+def _sessions(
+    files: dict[str, Path], rows: pd.DataFrame, schema: FeatureSchema, threads: int
+) -> dict[str, tuple[ort.InferenceSession, Feeds]]:
+    """Each model with the same rows laid out for its own inputs (a baseline may differ)."""
+    models: dict[str, tuple[ort.InferenceSession, Feeds]] = {}
+    for name, path in files.items():
+        session = onnx_session(path, threads)
+        layout = layout_of(session) or (schema.layout if name != "baseline" else None)
+        if layout is None:
+            print(f"{name}: {path} does not describe its inputs; not measured")
+            continue
+        if missing := [input_name for input_name in layout.names if input_name not in rows]:
+            print(f"{name}: the test split lacks its inputs {missing}; not measured")
+            continue
+        models[name] = (session, layout.column_feeds(rows))
+    return models
+
+
+def _measure(
+    models: dict[str, tuple[ort.InferenceSession, Feeds]], latency: LatencyGate, repeats: int
+) -> list[dict[str, LatencyProfile]]:
+    """`repeats` whole side-by-side measurements, each printed as it ends."""
+    runs = []
+    for repeat in range(repeats):
+        profiles = measure_side_by_side(
+            models,
+            rounds=latency.rounds,
+            calls_per_round=latency.calls_per_round,
+            batch_sizes=latency.batch_sizes,
+        )
+        runs.append(profiles)
+        ratios = {
+            name: profiles[name].p99_ms / profiles["candidate"].p99_ms
+            for name in profiles
+            if name != "candidate"
+        }
+        print(f"measurement {repeat + 1}/{repeats}, {latency.threads} thread(s):")
+        print(_table(profiles))
+        print("  p99 ratio to candidate: " + ", ".join(f"{n} {r:.2f}x" for n, r in ratios.items()))
+    return runs
 
 
 if __name__ == "__main__":

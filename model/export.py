@@ -28,7 +28,7 @@ from model.atomic import write_bytes_atomically, write_json_atomically
 from model.features import FeatureSchema, encode, read_split
 from model.inference import INPUTS_PROPERTY, LABELS_PROPERTY, onnx_session, predict_proba
 from model.inputs import OUTPUT_NAME, boolean_value
-from model.lineage import file_digest, git_commit
+from model.lineage import file_digest
 from model.network import Classifier, Probabilities, load_checkpoint
 from model.params import Params
 from model.preprocess_graph import ENCODED, with_preprocessing
@@ -190,7 +190,6 @@ def main(argv: list[str] | None = None) -> int:
         parity_rows=len(frame),
         examples=example_rows(test_frame, schema),
         weights_sha256=weights_sha256,
-        training_commit=git_commit(),
         data_md5=file_digest(args.raw, "md5"),
     )
     write_bytes_atomically(args.onnx, model)

@@ -1,8 +1,9 @@
 """DVC stage `package`: import the gated model into the BentoML store and build the Bento.
 
-Runs offline: the Bento's Python packages are listed, not locked (`lock_packages: false`), and
-nothing is pulled. Labels carry the model version, git commit and data hash; the result goes to
-reports/bento.json for the deploy report. `bentoml containerize` runs on GitHub's runners.
+Runs offline: the Bento's Python packages are bentofile.yaml's requirements file, the serving
+group of uv.lock at exact versions (`make lock` exports it), so nothing is resolved or pulled.
+Labels carry the model version, git commit and data hash; the result goes to reports/bento.json
+for the deploy report. `bentoml containerize` runs on GitHub's runners.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     import bentoml
 
     params = Params.load()
-    info = json.loads(args.metadata.read_text())
+    # models/model.json is committed, so it cannot name the commit that holds it: the commit is
+    # stamped here, as the model enters the store, and travels in the store's copy.
+    info = {"training_commit": git_commit(), **json.loads(args.metadata.read_text())}
     registry_version = (gate.get("registered") or {}).get("version")
     model_tag, created = import_model(
         params.registry.model_name, args.onnx, info, registry_version, args.card

@@ -198,6 +198,9 @@ class KubernetesParams(Section):
     max_replicas: int = Field(ge=1)
     cpu_target_percent: int = Field(ge=1, le=100)
     prometheus_address: str = Field(min_length=1)
+    scrape_interval_s: int = Field(ge=1)  # the analysis windows span 4 scrapes of this
+    ingress_class: str = Field(min_length=1)  # an NGINX Ingress controller's class
+    run_as_user: int = Field(ge=1)  # the image's non-root uid
 
 
 class RolloutParams(Section):

@@ -7,6 +7,11 @@ import os
 import sys
 from pathlib import Path
 
+# Before torch loads: ATen's AVX2/AVX-512 kernels round differently from its portable ones, so
+# one seed trained different bytes on different CPUs. The portable kernels everywhere make the
+# weights a function of code, data and params alone (docs/reproducibility.md).
+os.environ["ATEN_CPU_CAPABILITY"] = "default"
+
 import numpy as np
 import torch
 from torch import nn

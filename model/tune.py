@@ -30,13 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from model.atomic import write_json_atomically, write_text_atomically
-from model.params import DEFAULT_PARAMS_PATH, Params, TrainParams, TuneParams
+from model.params import DEFAULT_PARAMS_PATH, Params, TuneParams
 from model.search import Overrides, Proposal, Trial, candidates, select, set_flags
 from model.tracking import configure, disable_telemetry
+from model.tune_runs import log_trials
 
 PARAMS_PATH = DEFAULT_PARAMS_PATH  # trials run on the project's params.yaml: no other file
-EXP_NAME_TAG = "dvc_exp_name"
-PARENT_TAG = "mlflow.parentRunId"
 POLL_S = 3.0  # each poll is a `dvc exp show`, about a second of CPU
 MAX_FAILED_POLLS = 5
 STOP_WAIT_S = 30.0
@@ -138,41 +137,62 @@ def run_trials(
             f"tune: {len(names)} trials, {jobs} at a time, at most {tune.max_wall_s:g} s",
             flush=True,
         )
-        failed_polls = 0
-        idle_since = time.monotonic()
-        while True:
-            states = poll(names, metrics_file)
-            failed_polls = 0 if states is not None else failed_polls + 1
-            if failed_polls >= MAX_FAILED_POLLS:
-                raise TuneError(f"`dvc exp show` failed {failed_polls} times in a row")
-            _record(trials, states or {}, started, tune.objective)
-            pending = [name for name in names if trials[name].state == "queued"]
-            if not pending:
-                break
-            if time.monotonic() - started > tune.max_wall_s:
-                print(
-                    f"tune: out of time ({tune.max_wall_s:g} s): stopping {len(pending)} "
-                    f"trial(s); the {len(names) - len(pending)} finished ones count",
-                    flush=True,
-                )
-                break
-            if any((states or {}).get(name, {}).get("state") == "running" for name in pending):
-                idle_since = time.monotonic()
-            elif time.monotonic() - idle_since > RESTART_AFTER_S:  # a worker left early
-                _dvc("queue", "start", "--jobs", str(jobs), check=False)
-                idle_since = time.monotonic()
-            time.sleep(POLL_S)
+        _wait(trials, jobs, tune, metrics_file, started)
     finally:
-        pending = [name for name in names if trials[name].state == "queued"]
-        if pending:
-            final = stop(pending, metrics_file)
-            # A trial that made it before the stop counts; a killed one shows as failed in DVC.
-            finished = {name: info for name, info in final.items() if info["state"] == "success"}
-            _record(trials, finished, started, tune.objective)
-            for name in pending:
-                if trials[name].state == "queued":
-                    trials[name] = replace(trials[name], state="stopped")
+        _stop_unfinished(trials, metrics_file, started, tune.objective)
     return [trials[name] for name in names]
+
+
+def _queued(trials: Mapping[str, Trial]) -> list[str]:
+    return [name for name, trial in trials.items() if trial.state == "queued"]
+
+
+def _wait(
+    trials: dict[str, Trial], jobs: int, tune: TuneParams, metrics_file: str, started: float
+) -> None:
+    """Poll until every trial has finished or the wall time is up; restart a queue whose workers
+    left early (nothing running while trials wait)."""
+    names = list(trials)
+    failed_polls = 0
+    idle_since = time.monotonic()
+    while True:
+        states = poll(names, metrics_file)
+        failed_polls = 0 if states is not None else failed_polls + 1
+        if failed_polls >= MAX_FAILED_POLLS:
+            raise TuneError(f"`dvc exp show` failed {failed_polls} times in a row")
+        _record(trials, states or {}, started, tune.objective)
+        pending = _queued(trials)
+        if not pending:
+            return
+        if time.monotonic() - started > tune.max_wall_s:
+            print(
+                f"tune: out of time ({tune.max_wall_s:g} s): stopping {len(pending)} "
+                f"trial(s); the {len(names) - len(pending)} finished ones count",
+                flush=True,
+            )
+            return
+        if any((states or {}).get(name, {}).get("state") == "running" for name in pending):
+            idle_since = time.monotonic()
+        elif time.monotonic() - idle_since > RESTART_AFTER_S:  # a worker left early
+            _dvc("queue", "start", "--jobs", str(jobs), check=False)
+            idle_since = time.monotonic()
+        time.sleep(POLL_S)
+
+
+def _stop_unfinished(
+    trials: dict[str, Trial], metrics_file: str, started: float, objective: str
+) -> None:
+    """Stop every trial still queued or running; mark those that did not finish as stopped."""
+    pending = _queued(trials)
+    if not pending:
+        return
+    final = stop(pending, metrics_file)
+    # A trial that made it before the stop counts; a killed one shows as failed in DVC.
+    finished = {name: info for name, info in final.items() if info["state"] == "success"}
+    _record(trials, finished, started, objective)
+    for name in pending:
+        if trials[name].state == "queued":
+            trials[name] = replace(trials[name], state="stopped")
 
 
 def _record(
@@ -224,48 +244,6 @@ def stop(names: Sequence[str], metrics_file: str) -> dict[str, dict[str, Any]]:
                 _dvc("queue", "kill", name, check=False)
                 killed.add(name)
         time.sleep(POLL_S)
-
-
-def _mlflow_children(
-    parent_id: str, trials: Sequence[Trial], current: TrainParams, tune: TuneParams
-) -> None:
-    """Every trial as a child run: the `train` stage's run when the trial trained, else a new one
-    with the same params (the trial's result came from dvc.lock or DVC's run cache)."""
-    mlflow = configure()
-    client = mlflow.MlflowClient()
-    experiment_id = client.get_run(parent_id).info.experiment_id
-    for trial in trials:
-        found = client.search_runs(
-            [experiment_id], filter_string=f"tags.{EXP_NAME_TAG} = '{trial.name}'", max_results=1
-        )
-        if found:
-            run_id = found[0].info.run_id
-        else:
-            run_id = client.create_run(experiment_id, run_name=trial.name).info.run_id
-            # logged exactly as the train stage logs them, so MLflow lines the trials up
-            trained = TrainParams.model_validate(current.model_dump() | trial.overrides)
-            client.log_batch(
-                run_id,
-                params=[
-                    mlflow.entities.Param(key, str(value))
-                    for key, value in trained.model_dump().items()
-                ],
-                tags=[
-                    mlflow.entities.RunTag(
-                        "tune_note", "no training: restored by DVC (dvc.lock or run cache)"
-                    )
-                ],
-            )
-            client.set_terminated(run_id, "FINISHED" if trial.state == "success" else "FAILED")
-        client.set_tag(run_id, PARENT_TAG, parent_id)
-        client.set_tag(run_id, "mlflow.runName", trial.name)
-        client.set_tag(run_id, EXP_NAME_TAG, trial.name)
-        client.set_tag(run_id, "tune_state", trial.state)
-        for key, value in trial.metrics.items():
-            client.log_metric(run_id, f"trial_{key}", value)
-        score = trial.score(tune.objective)
-        if score is not None:
-            client.log_metric(run_id, "tune_objective", score)
 
 
 def summary(trials: Sequence[Trial], proposal: Proposal, tune: TuneParams) -> dict[str, Any]:
@@ -359,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
             mlflow.end_run("FAILED")
             return 1
         proposal = select(trials, tune)
-        _mlflow_children(parent.info.run_id, trials, params.train, tune)
+        log_trials(parent.info.run_id, trials, params.train, tune)
         result = summary(trials, proposal, tune)
         result["mlflow_parent_run"] = parent.info.run_id
         mlflow.set_tag("tune_proposal", proposal.reason[:500])
@@ -367,17 +345,21 @@ def main(argv: list[str] | None = None) -> int:
         if best_score is not None:
             mlflow.log_metric(f"best_{tune.objective}", best_score)
     write_json_atomically(args.out, result)
+    _propose(proposal, args.out, apply=args.apply)
+    return 1 if proposal.best is None else 0
 
+
+def _propose(proposal: Proposal, summary_path: Path, apply: bool) -> None:
+    """Say what the search proposes, and write it to params.yaml when asked to."""
     print("tune: " + proposal.reason)
     for key, (before, after) in proposal.changes.items():
         print(f"  train.{key}: {json.dumps(before)} -> {json.dumps(after)}")
-    print(f"tune: compare the trials with `dvc exp show`; the summary is in {args.out}")
-    if args.apply and proposal.changes:
+    print(f"tune: compare the trials with `dvc exp show`; the summary is in {summary_path}")
+    if apply and proposal.changes:
         apply_changes(PARAMS_PATH, proposal.changes)
         print(f"tune: wrote the proposal to {PARAMS_PATH}; run `make repro` and open a PR")
     elif proposal.changes:
         print("tune: nothing written; `make tune APPLY=1` writes it to params.yaml")
-    return 1 if proposal.best is None else 0
 
 
 if __name__ == "__main__":

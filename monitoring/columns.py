@@ -145,16 +145,7 @@ def judge_feature(
     fired: list[str] = []
     reasons: list[str] = []
     numeric = item.kind == "numeric"
-    test = "ks" if numeric else "chi_square"
-    index = None
-    if numeric:
-        statistic = ks_distance(old.numbers, new.numbers)
-        if old.numbers.size and new.numbers.size:
-            index = psi(old.numbers, new.numbers)
-    else:
-        statistic = float(chi_square_distance(old.counts, new.counts))
-        if old.present and new.present:
-            index = count_psi(old.counts, new.counts)
+    test, statistic, index = _distance(numeric, old, new)
     threshold = calibration.threshold(column)
     pvalue = calibration.pvalue(column, statistic)
     if statistic > threshold:
@@ -178,10 +169,8 @@ def judge_feature(
     notes = _notes(old, new, reference_shares, current_shares, numeric)
     if new.unseen:
         what = "values that are not numbers" if numeric else "unseen values"
-        notes.append(
-            f"{sum(new.unseen.values())} {what} ({unseen_share:.1%}), e.g. "
-            + ", ".join(quoted(value) for value in examples)
-        )
+        shown = ", ".join(quoted(value) for value in examples)
+        notes.append(f"{sum(new.unseen.values())} {what} ({unseen_share:.1%}), e.g. {shown}")
     why = "; ".join(reasons) if fired else "stable"
     return FeatureDrift(
         feature=item.name,
@@ -206,6 +195,16 @@ def judge_feature(
         reference_shares=reference_shares,
         current_shares=current_shares,
     )
+
+
+def _distance(numeric: bool, old: Observed, new: Observed) -> tuple[str, float, float | None]:
+    """(test, its statistic, PSI): KS for numbers, chi-square for categories; PSI when both
+    sides have values."""
+    if numeric:
+        index = psi(old.numbers, new.numbers) if old.numbers.size and new.numbers.size else None
+        return "ks", ks_distance(old.numbers, new.numbers), index
+    index = count_psi(old.counts, new.counts) if old.present and new.present else None
+    return "chi_square", float(chi_square_distance(old.counts, new.counts)), index
 
 
 def _shares(observed: Observed, categories: tuple[str, ...]) -> dict[str, float]:

@@ -340,10 +340,10 @@ def load_reference(split: Path, schema: FeatureSchema, model: Path) -> Reference
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--logs", type=Path, help="prediction log folder (monitoring.log_dir)")
-    parser.add_argument("--prepared", type=Path, default=Path("data/prepared"))
-    parser.add_argument("--model", type=Path, default=Path("models/model.onnx"))
-    parser.add_argument("--metrics", type=Path, default=Path("reports/metrics.json"))
-    parser.add_argument("--out", type=Path, default=Path("reports/drift"))
+    parser.add_argument("prepared", type=Path, help="prepared split written by `prepare`")
+    parser.add_argument("model", type=Path, help="the champion's ONNX model")
+    parser.add_argument("metrics", type=Path, help="test metrics written by `evaluate`")
+    parser.add_argument("--out", type=Path, required=True, help="folder for drift.json, drift.md")
     parser.add_argument(
         "--version", help="model version to judge (default: that of the newest production row)"
     )

@@ -140,7 +140,7 @@ class ModelInfo(BaseModel):
     labels: list[str]
     positive_label: str | None  # two classes only
     onnx_sha256: str
-    training_commit: str
+    training_commit: str = "unknown"  # stamped by the package stage
     data_md5: str
     max_rows: int
 

@@ -127,7 +127,8 @@ def test_predictions_and_feedback_are_logged_with_request_ids(
 def _drift(repo: Path, logs: Path, out: Path) -> subprocess.CompletedProcess[str]:
     python = str(VENV_BIN / "python")
     return run(
-        repo, python, "-m", "monitoring.drift", "--logs", str(logs), "--out", str(out),
+        repo, python, "-m", "monitoring.drift", "data/prepared", "models/model.onnx",
+        "reports/metrics.json", "--logs", str(logs), "--out", str(out),
         check=False,
     )  # fmt: skip
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from serving.prediction_log import UNSERIALISABLE, WRITER_RESTARTED, PredictionLog, log_files
@@ -65,8 +65,22 @@ def test_files_rotate_and_the_oldest_are_deleted(tmp_path: Path) -> None:
         _record(log, 5)
         log.flush()
     files = log_files(tmp_path)
-    assert len(files) <= 3
+    rotated = sorted(tmp_path.glob("predictions-*.jsonl"))
+    # max_files - 1 rotated files, beside the current one unless the last flush just rotated it:
+    # the limit is reached, not merely respected by an empty folder
+    assert len(rotated) == 2
+    assert set(files) - set(rotated) <= {tmp_path / "predictions.jsonl"}
+    assert all(path.stat().st_size > 2_000 for path in rotated)  # each rotated once past the size
     assert sum(path.stat().st_size for path in files) < 3 * 2_000 + 5_000
+    kept = sum(len(path.read_bytes().splitlines()) for path in files)
+    assert 0 < kept < log.written == 200  # the oldest records were deleted
+
+
+def test_a_file_is_rotated_only_once_it_is_past_the_size_limit(tmp_path: Path) -> None:
+    log = _log(tmp_path, max_file_bytes=10_000, max_files=3)
+    _record(log, 1)
+    log.flush()
+    assert [path.name for path in log_files(tmp_path)] == ["predictions.jsonl"]
 
 
 def test_sampling_at_zero_logs_nothing_but_feedback_is_kept(tmp_path: Path) -> None:
@@ -76,12 +90,29 @@ def test_sampling_at_zero_logs_nothing_but_feedback_is_kept(tmp_path: Path) -> N
     assert log.flush() == 1
 
 
-def test_the_background_thread_flushes_and_close_writes_the_rest(tmp_path: Path) -> None:
-    log = _log(tmp_path, flush_interval_s=0.05)
+def test_the_background_thread_flushes_without_being_asked(tmp_path: Path) -> None:
+    log = _log(tmp_path, flush_interval_s=0.02)
     log.start()
     _record(log, 3)
+    deadline = time.monotonic() + 10  # generous: the machine may be loaded
+    while log.written < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    written_before_close = log.written
+    assert log._thread is not None
+    assert log._thread.is_alive()
+    log.close()
+    assert written_before_close == 3  # the thread wrote them; close() had nothing left to do
+    assert not log._thread.is_alive()
+
+
+def test_close_writes_what_the_thread_has_not_flushed_yet(tmp_path: Path) -> None:
+    log = _log(tmp_path, flush_interval_s=60.0)  # the thread will not come round in this test
+    log.start()
+    _record(log, 3)
+    assert log.written == 0
     log.close()
     assert log.written == 3
+    assert len((tmp_path / "predictions.jsonl").read_bytes().splitlines()) == 3
 
 
 def test_each_prediction_record_says_which_traffic_it_was(tmp_path: Path) -> None:
@@ -178,6 +209,8 @@ VALUES = st.recursive(
     feedback_row=st.integers(),
     source=st.text(max_size=20),
 )
+@example(rows=[], feedback_row=0, source="")  # nothing but the feedback record
+@example(rows=[{"x": float("nan")}], feedback_row=-1, source="production")  # JSON cannot hold NaN
 def test_every_record_is_written_or_counted_and_the_writer_survives(
     rows: list[dict[str, Any]], feedback_row: int, source: str
 ) -> None:
