@@ -24,6 +24,7 @@ import numpy as np
 import onnxruntime as ort
 import pandas as pd
 
+from model.artifacts import Metrics, read_artifact
 from model.atomic import write_text_atomically
 from model.features import FeatureSchema, read_split
 from model.inference import layout_of, onnx_session, predict_proba
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     reference = load_reference(args.prepared / "train.csv", schema, args.model)
     session = onnx_session(args.model)
     held_out = _held_out(args.prepared, schema)
-    evaluation_accuracy = float(json.loads(args.metrics.read_text())["accuracy"])
+    evaluation_accuracy = read_artifact(args.metrics, Metrics).root["accuracy"]
     top = top_numeric_features(args.importance, schema)[:3]
     print(f"bench-drift: top numeric features by importance: {', '.join(top)}")
     scenarios = _scenarios(top, reference, args.flip)

@@ -16,7 +16,8 @@ import pandas as pd
 import torch
 from sklearn import metrics as sk
 
-from model.atomic import atomic_path, write_json_atomically
+from model.artifacts import Confidence, Importance, Metrics, write_artifact
+from model.atomic import atomic_path
 from model.features import FeatureSchema, encode, read_split
 from model.importance import (
     FeatureImportance,
@@ -218,17 +219,15 @@ def main(argv: list[str] | None = None) -> int:
         len(schema.labels),
         params.importance,
     )
-    write_json_atomically(args.metrics, {name: round(value, 6) for name, value in scores.items()})
-    write_json_atomically(
-        args.confidence,
-        {
-            "confidence": params.bootstrap.confidence,
-            "resamples": params.bootstrap.resamples,
-            "rows": len(labels),
-            "intervals": intervals,
-        },
-    )
-    write_json_atomically(args.importance, as_json(ranking, params.importance))
+    write_artifact(args.metrics, Metrics({name: round(value, 6) for name, value in scores.items()}))
+    confidence = {
+        "confidence": params.bootstrap.confidence,
+        "resamples": params.bootstrap.resamples,
+        "rows": len(labels),
+        "intervals": intervals,
+    }
+    write_artifact(args.confidence, Confidence.model_validate(confidence))
+    write_artifact(args.importance, Importance.model_validate(as_json(ranking, params.importance)))
     frames = curve_frames(labels, probabilities, schema) | {"importance": importance_frame(ranking)}
     for name, frame in frames.items():
         with atomic_path(args.plots / f"{name}.csv") as temporary:

@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from model.artifacts import GateReport, read_artifact
 from model.atomic import write_json_atomically
 from model.lineage import git_commit
 from model.params import Params
@@ -29,8 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("report", type=Path, help="where to write what was built (JSON)")
     args = parser.parse_args(argv)
 
-    gate = json.loads(args.gate.read_text())
-    if not gate["passed"]:
+    gate = read_artifact(args.gate, GateReport)
+    if not gate.passed:
         print(
             f"package: {args.gate} says the model failed its gates; not packaging", file=sys.stderr
         )
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     # models/model.json is committed, so it cannot name the commit that holds it: the commit is
     # stamped here, as the model enters the store, and travels in the store's copy.
     info = {"training_commit": git_commit(), **json.loads(args.metadata.read_text())}
-    registry_version = (gate.get("registered") or {}).get("version")
+    registry_version = gate.registered.version if gate.registered else None
     model_tag, created = import_model(
         params.registry.model_name, args.onnx, info, registry_version, args.card
     )

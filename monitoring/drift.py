@@ -19,7 +19,6 @@ step's outputs instead and exits 0, so the workflow decides and errors stay erro
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -31,6 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from model.artifacts import Metrics, read_artifact
 from model.atomic import write_json_atomically, write_text_atomically
 from model.features import FeatureSchema, read_split
 from model.inference import layout_of, onnx_session, predict_proba
@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         drift_params.window_rows,
         args.version,
     )
-    evaluation_accuracy = float(json.loads(args.metrics.read_text())["accuracy"])
+    evaluation_accuracy = read_artifact(args.metrics, Metrics).root["accuracy"]
     report = judge(reference, window, evaluation_accuracy, drift_params)
     write_json_atomically(args.out / "drift.json", as_json(report))
     write_text_atomically(args.out / "drift.md", markdown(report))

@@ -15,33 +15,33 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field
-
+from model.artifacts import (
+    ArtifactError,
+    Confidence,
+    GateReport,
+    Importance,
+    Metrics,
+    Registered,
+    read_artifact,
+    read_optional,
+)
 from model.atomic import write_text_atomically
-from model.contract import CategoricalFeature, Contract, NumericFeature
+from model.contract import Contract
 from model.inputs import RawInput
 from model.params import Params
-from reporting.render import (
-    METRIC_ORDER,
-    NONE,
-    identical_to_baseline,
-    importance_table,
-    input_schema,
-    is_breaking,
-    markdown_table,
-    schema_change,
-)
+from reporting.card_facts import bullets, intended_use, read_facts
+from reporting.card_inputs import inputs_section, raw_inputs
+from reporting.gate_view import importance_table, metric_position, schema_change
+from reporting.inputs import read_json, read_optional_json
+from reporting.markdown import NONE, markdown_table, names
 
 Json = dict[str, Any]
 CARD_ARTIFACT = "model_card.md"
 GATE_ORDER = ("metric", "behavior", "latency", "parity", "interface", "edge")
-PLACEHOLDER = "TODO:"  # a card.yaml value starting with this is a hint for the team, not a fact
 SECTIONS = (  # the card's outline, after the title table; every one is always rendered
     "## Intended use",
     "## Data",
@@ -55,81 +55,46 @@ SECTIONS = (  # the card's outline, after the title table; every one is always r
 )
 
 
-class CardFacts(BaseModel):
-    """model/card.yaml: a typo in a key fails the stage instead of leaving a section empty."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    owners: str = Field(min_length=1)
-    intended_use: str = Field(min_length=1)
-    users: str = Field(min_length=1)
-    out_of_scope: tuple[str, ...] = ()
-    limitations: tuple[str, ...] = ()
-
-
-def placeholders(facts: Mapping[str, Any]) -> list[str]:
-    """The card.yaml keys still holding a `TODO:` hint."""
-    found = []
-    for key, value in facts.items():
-        values = [value] if isinstance(value, str) else list(value or [])
-        if any(str(item).strip().startswith(PLACEHOLDER) for item in values):
-            found.append(key)
-    return found
-
-
 @dataclass(frozen=True)
 class CardInputs:
     facts: Json  # model/card.yaml
     model: Json  # models/model.json
-    gate: Json
-    metrics: Json
+    gate: GateReport
+    metrics: Metrics
     params: Json  # params.yaml as read
     contract: Contract
-    confidence: Json | None = None
-    importance: Json | None = None
+    confidence: Confidence | None = None
+    importance: Importance | None = None
     validation: Json | None = None
+
+    @property
+    def raw_inputs(self) -> list[RawInput]:
+        return raw_inputs(self.model.get("inputs"), self.contract)
 
 
 def _fixed(value: object, digits: int = 4) -> str:
     return f"{value:.{digits}f}" if isinstance(value, int | float) else NONE
 
 
-def _fact(text: object) -> str:
-    """A card.yaml value on one line; a `TODO:` hint shows as a visible gap, not as a claim."""
-    words = " ".join(str(text).split())
-    if words.startswith(PLACEHOLDER):
-        return f"_Not written yet: {words.removeprefix(PLACEHOLDER).strip()}_"
-    return words
-
-
-def _bullets(items: Sequence[object] | str | None) -> list[str]:
-    if not items:
-        return []
-    if isinstance(items, str):
-        return [f"- {_fact(items)}"]
-    return [f"- {_fact(item)}" for item in items]
-
-
-def _names(names: Sequence[str]) -> str:
-    return ", ".join(f"`{name}`" for name in names)
+def _registry(name: str, registered: Registered | None) -> str:
+    if registered is None:
+        return "not registered (the gate ran with `--no-register`)"
+    return (
+        f"`{name}` version {registered.version}, alias `{registered.alias}`, "
+        f"MLflow run `{registered.run_id}`"
+    )
 
 
 def _title(inputs: CardInputs) -> list[str]:
-    registered = inputs.gate.get("registered")
-    name = (registered or {}).get("name") or inputs.params["registry"]["model_name"]
+    registered = inputs.gate.registered
+    name = registered.name if registered else inputs.params["registry"]["model_name"]
     if registered:
-        title = f"# Model card: {name}, version {registered['version']}"
+        title = f"# Model card: {name}, version {registered.version}"
     else:
         title = f"# Model card: {name} (not registered)"
     model = inputs.model
     rows = [
-        [
-            "Registry",
-            f"`{name}` version {registered['version']}, alias `{registered['alias']}`, "
-            f"MLflow run `{registered['run_id']}`"
-            if registered
-            else "not registered (the gate ran with `--no-register`)",
-        ],
+        ["Registry", _registry(name, registered)],
         [
             "Model file",
             f"ONNX opset {model.get('opset')}, {model.get('size_bytes', 0):,} bytes, "
@@ -137,41 +102,32 @@ def _title(inputs: CardInputs) -> list[str]:
         ],
         ["Trained at commit", f"`{str(model.get('training_commit', 'unknown'))[:12]}`"],
         ["Baseline", _baseline(inputs.gate)],
-        ["Inputs", f"{len(_raw_inputs(inputs))} raw features; {_schema_status(inputs.gate)}"],
+        ["Inputs", f"{len(inputs.raw_inputs)} raw features; {_schema_status(inputs.gate)}"],
     ]
     # a list, not a headerless table: GFM draws an empty header row as a blank strip
     return [title, "", *(f"- **{fact}**: {value}" for fact, value in rows)]
 
 
-def _schema_status(gate: Json) -> str:
+def _schema_status(gate: GateReport) -> str:
     """The inputs against the baseline's, as the gate's interface check judged them."""
     change = schema_change(gate)
-    if is_breaking(gate):
+    if gate.breaks_clients:
         return f"**breaking input change** against the baseline ({change})"
     if change:
         return f"changed compatibly against the baseline ({change})"
-    value = (input_schema(gate) or {}).get("value")
-    return "the same as the baseline's" if value == "same" else "not compared with a baseline"
+    check = gate.schema_check
+    same = check is not None and check.value == "same"
+    return "the same as the baseline's" if same else "not compared with a baseline"
 
 
-def _baseline(gate: Json) -> str:
-    baseline = gate.get("baseline") or {}
-    if baseline.get("kind", "none") == "none":
+def _baseline(gate: GateReport) -> str:
+    baseline = gate.baseline
+    if baseline.kind == "none":
         return "none: the first version, judged on absolute floors only"
-    text = f"{baseline.get('kind')} `{baseline.get('source')}`"
-    if identical_to_baseline(gate):
+    text = f"{baseline.kind} `{baseline.source}`"
+    if gate.same_model:
         text += " is this very model (same ONNX sha256): not compared"
     return text
-
-
-def _intended_use(facts: Json) -> list[str]:
-    lines = ["## Intended use", "", _fact(facts.get("intended_use", NONE)), ""]
-    lines += [
-        f"- **Users**: {_fact(facts.get('users', NONE))}",
-        f"- **Owners**: {_fact(facts.get('owners', NONE))}",
-    ]
-    out_of_scope = _bullets(facts.get("out_of_scope"))
-    return [*lines, "", "**Out of scope**:", "", *out_of_scope] if out_of_scope else lines
 
 
 def _labels(inputs: CardInputs) -> tuple[list[str], str | None]:
@@ -187,117 +143,43 @@ def _label_line(inputs: CardInputs) -> str:
     labels, positive = _labels(inputs)
     line = (
         f"- **Label**: `{inputs.contract.label.name}`, {len(labels)} classes in output order: "
-        f"{_names(labels)}; "
+        f"{names(labels)}; "
     )
     if positive is not None:
         return line + f"positive class `{positive}` (ROC and precision-recall are drawn for it)"
     return line + "no positive class (ROC AUC is one-vs-rest, F1 macro-averaged over classes)"
 
 
+def _dataset(contract: Contract) -> list[str]:
+    dataset = contract.dataset
+    if dataset is None:
+        return ["- **Dataset**: not described (add `dataset:` to the data contract)"]
+    link = f" ({dataset.url})" if dataset.url else ""
+    return [
+        f"- **Dataset**: {dataset.name}{link}",
+        f"- **Source**: {dataset.source}",
+        f"- **Licence**: {dataset.licence}",
+    ]
+
+
 def _data(inputs: CardInputs) -> list[str]:
-    dataset = inputs.contract.dataset
     prepare = inputs.params.get("prepare", {})
     validation = inputs.validation or {}
-    lines = ["## Data", ""]
-    if dataset is not None:
-        link = f" ({dataset.url})" if dataset.url else ""
-        lines.append(f"- **Dataset**: {dataset.name}{link}")
-        lines.append(f"- **Source**: {dataset.source}")
-        lines.append(f"- **Licence**: {dataset.licence}")
-    else:
-        lines.append("- **Dataset**: not described (add `dataset:` to the data contract)")
     rows = validation.get("rows")
     ignored = inputs.contract.ignore
-    lines += [
+    return [
+        "## Data",
+        "",
+        *_dataset(inputs.contract),
         f"- **File**: `{validation.get('data', 'unknown')}`"
         + (f", {rows:,} rows" if isinstance(rows, int) else "")
         + f", md5 `{inputs.model.get('data_md5', 'unknown')}`",
         _label_line(inputs),
-        f"- **Features**: {len(_raw_inputs(inputs))} (listed under Inputs)"
-        + (f"; columns left out of the model: {_names(ignored)}" if ignored else ""),
+        f"- **Features**: {len(inputs.raw_inputs)} (listed under Inputs)"
+        + (f"; columns left out of the model: {names(ignored)}" if ignored else ""),
         f"- **Splits**: test {prepare.get('test_fraction')}, validation "
         f"{prepare.get('val_fraction')}, the rest training; seed {prepare.get('seed')}",
     ]
-    return lines
-
-
-def _raw_inputs(inputs: CardInputs) -> list[RawInput]:
-    """What clients send, in the model's order: model.json's `inputs`, else the contract's."""
-    described = inputs.model.get("inputs")
-    if described:
-        return [RawInput.model_validate(item) for item in described]
-    return [
-        RawInput(
-            name=feature.name,
-            kind=feature.kind,
-            nullable=feature.nullable,
-            categories=feature.values if isinstance(feature, CategoricalFeature) else (),
-            unseen=feature.unseen if isinstance(feature, CategoricalFeature) else "reject",
-        )
-        for feature in inputs.contract.features
-    ]
-
-
-IMPUTATION = {  # the contract's `impute`, as the card says it
-    "median": "filled with the training median",
-    "mean": "filled with the training mean",
-    "most_frequent": "filled with the most frequent training value",
-    "missing": "kept as a category of its own",
-}
-
-
-def _nulls(item: RawInput, contract: Contract) -> str:
-    if not item.nullable:
-        return "no"
-    try:
-        feature = contract.feature(item.name)
-    except KeyError:
-        return "yes"
-    if feature.imputation == "constant":
-        return f"yes, filled with `{json.dumps(feature.fill)}`"
-    return f"yes, {IMPUTATION.get(feature.imputation, feature.imputation)}"
-
-
-def _values(item: RawInput, contract: Contract) -> str:
-    if item.kind == "boolean":
-        return "true or false"
-    if item.kind == "categorical":
-        unseen = "refused" if item.unseen == "reject" else "scored as one `(other)` value"
-        return f"{_names(item.categories)}; any other value is {unseen}"
-    feature = contract.feature(item.name) if item.name in contract.feature_names else None
-    if not isinstance(feature, NumericFeature):
-        return "any number"
-    low, high = feature.min, feature.max
-    kind = "integer" if feature.dtype == "int64" else "number"
-    if low is not None and high is not None:
-        return f"{kind} from {low:g} to {high:g}"
-    if low is not None or high is not None:
-        return f"{kind} {'≥' if low is not None else '≤'} {low if low is not None else high:g}"
-    return f"any {kind}"
-
-
-def _inputs(inputs: CardInputs) -> list[str]:
-    """Every raw input a client sends, with what the model does with nulls and unknown values."""
-    lines = ["## Inputs", ""]
-    change = schema_change(inputs.gate)
-    if is_breaking(inputs.gate):
-        lines += [
-            f"**Breaking input change** against the baseline: {change}. Clients of the "
-            "baseline would be refused.",
-            "",
-        ]
-    elif change:
-        lines += [f"Changed compatibly against the baseline: {change}.", ""]
-    lines += [
-        "Clients send raw values, one row per record; imputation, encoding and scaling are "
-        "inside the ONNX graph.",
-        "",
-    ]
-    rows = [
-        [f"`{item.name}`", item.kind, _nulls(item, inputs.contract), _values(item, inputs.contract)]
-        for item in _raw_inputs(inputs)
-    ]
-    return [*lines, *markdown_table(["input", "kind", "null allowed", "values"], rows)]
 
 
 def _training(params: Json) -> list[str]:
@@ -306,68 +188,56 @@ def _training(params: Json) -> list[str]:
     return ["## Training", "", *markdown_table(["param", "value"], rows)]
 
 
+def _change(value: float, before: float | None) -> str:
+    # round first: a change of -0.00001 would print as "-0.0000"
+    return NONE if before is None else f"{round(value - before, 4) + 0.0:+.4f}"
+
+
 def _metrics(inputs: CardInputs) -> list[str]:
-    confidence = inputs.confidence or {}
-    intervals = confidence.get("intervals", {})
-    level = confidence.get("confidence")
-    identical = identical_to_baseline(inputs.gate)
-    base = {} if identical else (inputs.gate.get("baseline") or {}).get("metrics") or {}
-    ci_header = f"{level:.0%} interval" if isinstance(level, float) else "interval"
+    confidence = inputs.confidence
+    intervals = confidence.intervals if confidence else {}
+    identical = inputs.gate.same_model
+    base = {} if identical else inputs.gate.baseline.metrics or {}
+    ci_header = f"{confidence.confidence:.0%} interval" if confidence else "interval"
     rows = []
-    ordered = sorted(inputs.metrics.items(), key=lambda item: _metric_position(item[0]))
-    for name, value in ordered:
-        interval = intervals.get(name)
-        shown = f"{interval['low']:.4f} to {interval['high']:.4f}" if interval else NONE
-        before = base.get(name)
-        # round first: a change of -0.00001 would print as "-0.0000"
-        change = (
-            f"{round(value - before, 4) + 0.0:+.4f}" if isinstance(before, int | float) else NONE
-        )
-        rows.append([name, _fixed(value), shown, *([] if identical else [_fixed(before), change])])
-    rows_note = confidence.get("rows")
-    intro = "Test split" + (f", {rows_note} rows" if rows_note else "")
+    for name in sorted(inputs.metrics.root, key=metric_position):
+        value, interval, before = inputs.metrics.root[name], intervals.get(name), base.get(name)
+        shown = f"{interval.low:.4f} to {interval.high:.4f}" if interval else NONE
+        compared = [] if identical else [_fixed(before), _change(value, before)]
+        rows.append([name, _fixed(value), shown, *compared])
+    intro = "Test split"
     if confidence:
-        intro += f"; intervals from {confidence.get('resamples')} bootstrap resamples"
-    return [
-        "## Metrics",
-        "",
-        intro + ".",
-        "",
-        *markdown_table(
-            ["metric", "value", ci_header, *([] if identical else ["baseline", "change"])], rows
-        ),
-    ]
+        intro += f", {confidence.rows} rows" if confidence.rows else ""
+        intro += f"; intervals from {confidence.resamples} bootstrap resamples"
+    header = ["metric", "value", ci_header, *([] if identical else ["baseline", "change"])]
+    return ["## Metrics", "", intro + ".", "", *markdown_table(header, rows)]
 
 
-def _metric_position(name: str) -> tuple[int, str]:
-    return (METRIC_ORDER.index(name) if name in METRIC_ORDER else len(METRIC_ORDER), name)
-
-
-def _gates(gate: Json) -> list[str]:
-    checks = gate.get("checks", [])
+def _gates(gate: GateReport) -> list[str]:
     rows = []
     for name in GATE_ORDER:
-        mine = [check for check in checks if check.get("gate") == name]
+        mine = [check for check in gate.checks if check.gate == name]
         if mine:
-            passed = sum(1 for check in mine if check.get("passed"))
-            failing = ", ".join(f"`{c['name']}`" for c in mine if not c.get("passed")) or NONE
+            passed = sum(1 for check in mine if check.passed)
+            failing = names(c.name for c in mine if not c.passed) or NONE
             rows.append([name, f"{passed} of {len(mine)}", failing])
-    verdict = "passed" if gate.get("passed") else "FAILED"
+    verdict = "passed" if gate.passed else "FAILED"
+    held = sum(1 for check in gate.checks if check.passed)
     return [
         "## Gate results",
         "",
-        f"The gate {verdict}: {sum(1 for c in checks if c.get('passed'))} of {len(checks)} "
+        f"The gate {verdict}: {held} of {len(gate.checks)} "
         "checks (thresholds in `params.yaml`, section `gate`).",
         "",
         *markdown_table(["gate", "passed", "failing"], rows),
     ]
 
 
-def _behavior(gate: Json) -> list[str]:
+def _behavior(gate: GateReport) -> list[str]:
     rows = [
-        ["pass" if check.get("passed") else "FAIL", f"`{check['name']}`", check.get("why", "")]
-        for check in gate.get("checks", [])
-        if check.get("gate") == "behavior"
+        ["pass" if check.passed else "FAIL", f"`{check.name}`", check.why]
+        for check in gate.checks
+        if check.gate == "behavior"
     ]
     if not rows:
         return ["## Behavioural checks", "", "None ran."]
@@ -380,32 +250,31 @@ def _features(inputs: CardInputs) -> list[str]:
         return ["## Top features", "", "No importance file (run the `evaluate` stage)."]
     intro = (
         f"Permutation importance of the ONNX model on the test split, "
-        f"{importance.get('repeats')} shuffles per feature."
+        f"{importance.repeats} shuffles per feature."
     )
     return ["## Top features", "", intro, "", *importance_table(importance, inputs.gate)]
 
 
 def _limitations(inputs: CardInputs) -> list[str]:
-    lines = ["## Known limitations", "", *_bullets(inputs.facts.get("limitations"))]
-    intervals = (inputs.confidence or {}).get("intervals", {})
-    widest = max(intervals.items(), key=lambda item: item[1]["high"] - item[1]["low"], default=None)
+    lines = ["## Known limitations", "", *bullets(inputs.facts.get("limitations"))]
+    intervals = inputs.confidence.intervals if inputs.confidence else {}
+    widest = max(intervals.items(), key=lambda item: item[1].width, default=None)
     if widest is not None:
         name, interval = widest
         lines.append(
-            f"- The test split is small: the widest interval ({name}) spans "
-            f"{interval['high'] - interval['low']:.4f}."
+            f"- The test split is small: the widest interval ({name}) spans {interval.width:.4f}."
         )
-    latency = (inputs.gate.get("latency") or {}).get("candidate") or {}
-    if latency.get("p99_ms") is not None:
+    latency = inputs.gate.latency.get("candidate")
+    if latency is not None:
         lines.append(
             f"- Latency was measured in-process on the gate's machine (single-row p99 "
-            f"{latency['p99_ms']:.4f} ms); the served latency is the load test's to judge."
+            f"{latency.p99_ms:.4f} ms); the served latency is the load test's to judge."
         )
-    edge = inputs.gate.get("edge") or {}
-    if edge.get("int8_accuracy") is not None:
+    edge = inputs.gate.edge
+    if edge is not None:
         lines.append(
-            f"- The int8 copy for edge devices scores accuracy {edge['int8_accuracy']:.4f} "
-            f"against fp32 {edge['fp32_accuracy']:.4f}."
+            f"- The int8 copy for edge devices scores accuracy {edge.int8_accuracy:.4f} "
+            f"against fp32 {edge.fp32_accuracy:.4f}."
         )
     return lines
 
@@ -414,9 +283,9 @@ def render_card(inputs: CardInputs) -> str:
     """The whole card as Markdown."""
     sections = [
         _title(inputs),
-        _intended_use(inputs.facts),
+        intended_use(inputs.facts),
         _data(inputs),
-        _inputs(inputs),
+        inputs_section(inputs.gate, inputs.raw_inputs, inputs.contract),
         _training(inputs.params),
         _metrics(inputs),
         _gates(inputs.gate),
@@ -427,30 +296,12 @@ def render_card(inputs: CardInputs) -> str:
     return "\n\n".join("\n".join(section) for section in sections) + "\n"
 
 
-def _json(path: Path) -> Json:
-    data = json.loads(path.read_text())
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object")
-    return data
-
-
-def _optional_json(path: Path) -> Json | None:
-    return _json(path) if path.is_file() else None
-
-
-def _yaml(path: Path) -> Json:
-    data = yaml.safe_load(path.read_text())
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a YAML mapping")
-    return data
-
-
-def attach(registered: Mapping[str, Any], card: str) -> str:
+def attach(registered: Registered, card: str) -> str:
     """Log the card to the registered version's run and point a version tag at it."""
     from model.tracking import configure
 
     client = configure().MlflowClient()
-    run_id, name, version = registered["run_id"], registered["name"], registered["version"]
+    run_id, name, version = registered.run_id, registered.name, registered.version
     client.log_text(run_id, card, CARD_ARTIFACT)
     uri = f"runs:/{run_id}/{CARD_ARTIFACT}"
     client.set_model_version_tag(name, version, "model_card", uri)
@@ -459,7 +310,7 @@ def attach(registered: Mapping[str, Any], card: str) -> str:
     return uri
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("gate", type=Path, help="gate result written by `gate`")
     parser.add_argument("model", type=Path, help="model metadata written by `export`")
@@ -472,38 +323,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path, help="where to write the card (Markdown)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--no-attach", action="store_true", help="do not touch MLflow")
-    args = parser.parse_args(argv)
+    return parser
 
-    gate = _json(args.gate)
-    if not gate.get("passed"):
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        gate = read_artifact(args.gate, GateReport)
+    except ArtifactError as error:
+        print(f"card: {error}", file=sys.stderr)
+        return 2
+    if not gate.passed:
         print(f"card: {args.gate} says the model failed its gates; no card", file=sys.stderr)
         return 1
-    facts = CardFacts.model_validate(_yaml(args.facts)).model_dump()
-    unwritten = placeholders(facts)
-    if unwritten:
-        print(
-            f"card: {args.facts} still has `{PLACEHOLDER}` hints in {', '.join(unwritten)}; "
-            "the card shows them as not written yet",
-            file=sys.stderr,
-        )
     inputs = CardInputs(
-        facts=facts,
-        model=_json(args.model),
+        facts=read_facts(args.facts),
+        model=read_json(args.model),
         gate=gate,
-        metrics=_json(args.metrics),
+        metrics=read_artifact(args.metrics, Metrics),
         params=Params.load(args.params).model_dump(mode="json"),
         contract=Contract.load(args.contract),
-        confidence=_optional_json(args.confidence),
-        importance=_optional_json(args.importance),
-        validation=_optional_json(args.validation),
+        confidence=read_optional(args.confidence, Confidence),
+        importance=read_optional(args.importance, Importance),
+        validation=read_optional_json(args.validation),
     )
     card = render_card(inputs)
     write_text_atomically(args.out, card)
     print(f"card: {args.out}")
-    registered = gate.get("registered")
-    if registered and not args.no_attach:
-        uri = attach(registered, card)
-        print(f"card: attached to {registered['name']} version {registered['version']} ({uri})")
+    if gate.registered and not args.no_attach:
+        uri = attach(gate.registered, card)
+        print(f"card: attached to {gate.registered.name} version {gate.registered.version} ({uri})")
     return 0
 
 

@@ -11,22 +11,28 @@ import os
 import sys
 from pathlib import Path
 
+from model.artifacts import ArtifactError
 from model.atomic import write_text_atomically
 from reporting.github import DEFAULT_API_URL, GitHub, GitHubError, add_post_arguments
+from reporting.inputs import load_inputs
 from reporting.provenance import ALL_STAGES, PIPELINE_STAGES
-from reporting.render import load_inputs, render
+from reporting.render import render
 
 
 def render_command(args: argparse.Namespace) -> int:
-    inputs = load_inputs(
-        args.reports,
-        args.base_params,
-        args.run_url,
-        params=args.params,
-        contract=args.contract,
-        model=args.model,
-        expected=(*PIPELINE_STAGES, *args.expect),
-    )
+    try:
+        inputs = load_inputs(
+            args.reports,
+            args.base_params,
+            args.run_url,
+            params=args.params,
+            contract=args.contract,
+            model=args.model,
+            expected=(*PIPELINE_STAGES, *args.expect),
+        )
+    except ArtifactError as error:  # a stage output of another shape: name it, do not guess
+        print(f"report: {error}", file=sys.stderr)
+        return 2
     markdown = render(inputs)
     write_text_atomically(args.out, markdown)
     print(f"report -> {args.out}")
@@ -60,14 +66,7 @@ def dispatch_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
-    main_parser = argparse.ArgumentParser(
-        prog="python -m reporting",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    commands = main_parser.add_subparsers(dest="command", required=True)
-
+def _add_render(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     render_parser = commands.add_parser(
         "render",
         help="write the Markdown report from the pipeline's report files",
@@ -112,18 +111,8 @@ def parser() -> argparse.ArgumentParser:
     )
     render_parser.set_defaults(run=render_command)
 
-    post_parser = commands.add_parser(
-        "post",
-        help="create or update the sticky pull-request comment",
-        description=(
-            "Create or update the bot's pull-request comment that starts with the report marker, "
-            "on the pull request of --run-id (resolved through the API) or on --pr. Reads "
-            "GITHUB_TOKEN (needs `pull-requests: write`, and `actions: read` for --run-id), "
-            f"GITHUB_API_URL (default {DEFAULT_API_URL}), GITHUB_REPOSITORY, RUN_ID, PR_NUMBER."
-        ),
-    )
-    add_post_arguments(post_parser)
 
+def _add_dispatch(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     dispatch_parser = commands.add_parser(
         "dispatch",
         help="start a workflow_dispatch run (monitoring starts retrain.yml this way)",
@@ -136,6 +125,28 @@ def parser() -> argparse.ArgumentParser:
     )
     dispatch_parser.add_argument("--repo", help="owner/name (default: $GITHUB_REPOSITORY)")
     dispatch_parser.set_defaults(run=dispatch_command)
+
+
+def parser() -> argparse.ArgumentParser:
+    main_parser = argparse.ArgumentParser(
+        prog="python -m reporting",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = main_parser.add_subparsers(dest="command", required=True)
+    _add_render(commands)
+    post_parser = commands.add_parser(
+        "post",
+        help="create or update the sticky pull-request comment",
+        description=(
+            "Create or update the bot's pull-request comment that starts with the report marker, "
+            "on the pull request of --run-id (resolved through the API) or on --pr. Reads "
+            "GITHUB_TOKEN (needs `pull-requests: write`, and `actions: read` for --run-id), "
+            f"GITHUB_API_URL (default {DEFAULT_API_URL}), GITHUB_REPOSITORY, RUN_ID, PR_NUMBER."
+        ),
+    )
+    add_post_arguments(post_parser)
+    _add_dispatch(commands)
     return main_parser
 
 

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from model.artifacts import GateReport, LoadTestSummary
+
 Json = dict[str, Any]
 State = Literal["passed", "failed", "missing"]
 
@@ -52,10 +54,10 @@ class RunFiles:
 
     model: Json | None = None  # models/model.json
     validation: Json | None = None
-    gate: Json | None = None
+    gate: GateReport | None = None
     card: str | None = None
     bento: Json | None = None
-    load_test: Json | None = None
+    load_test: LoadTestSummary | None = None
     rollout: Json | None = None
 
 
@@ -76,10 +78,10 @@ def stage_statuses(files: RunFiles, expected: Sequence[str]) -> list[StageStatus
     """The state of every expected stage, in pipeline order."""
     passed: dict[str, tuple[object, bool | None]] = {
         "validate": (files.validation, bool((files.validation or {}).get("passed"))),
-        "gate": (files.gate, bool((files.gate or {}).get("passed"))),
+        "gate": (files.gate, files.gate is not None and files.gate.passed),
         "card": (files.card, None),
         "package": (files.bento, None),
-        "load_test": (files.load_test, bool((files.load_test or {}).get("passed"))),
+        "load_test": (files.load_test, files.load_test is not None and files.load_test.passed),
         "rollout": (files.rollout, _rollout_passed(files.rollout or {})),
     }
     return [StageStatus(name, _state(*passed[name])) for name in ALL_STAGES if name in expected]
@@ -93,10 +95,10 @@ def _hash(value: object) -> str | None:
 def model_hashes(files: RunFiles) -> dict[str, str]:
     """The ONNX sha256 (or a prefix of it) that each file says it describes, by file."""
     found = {
-        OUTPUTS["gate"]: ((files.gate or {}).get("candidate") or {}).get("onnx_sha256"),
+        OUTPUTS["gate"]: files.gate.candidate.onnx_sha256 if files.gate else None,
         "models/model.json": (files.model or {}).get("sha256"),
         OUTPUTS["package"]: (files.bento or {}).get("onnx_sha256"),
-        OUTPUTS["load_test"]: (files.load_test or {}).get("onnx_sha256"),
+        OUTPUTS["load_test"]: files.load_test.onnx_sha256 if files.load_test else None,
         OUTPUTS["rollout"]: (files.rollout or {}).get("onnx_sha256"),
     }
     match = CARD_HASH.search(files.card or "")

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from reporting.render import load_inputs, render
+from reporting.inputs import load_inputs
+from reporting.render import render
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.slow

@@ -17,8 +17,10 @@ from typing import Any
 import pytest
 import yaml
 
+from model.artifacts import Confidence, GateReport, Importance, Metrics
 from model.contract import Contract
-from reporting.card import SECTIONS, CardInputs, main, placeholders, render_card
+from reporting.card import SECTIONS, CardInputs, main, render_card
+from reporting.card_facts import placeholders
 from tests.conftest import REPO_ROOT
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "report"
@@ -29,7 +31,13 @@ CONFIDENCE = {
     "rows": 114,
     "intervals": {"accuracy": {"low": 0.95, "high": 1.0}, "roc_auc": {"low": 0.97, "high": 1.0}},
 }
-REGISTERED = {"name": "classifier", "version": "4", "alias": "challenger", "run_id": "r1"}
+REGISTERED = {
+    "name": "classifier",
+    "version": "4",
+    "alias": "challenger",
+    "run_id": "r1",
+    "created": True,
+}
 CASES = ["first_run", "passing", "multiclass"]
 
 
@@ -54,12 +62,14 @@ def _inputs(
     return CardInputs(
         facts=facts if facts is not None else _yaml(FACTS),
         model=_json(folder / "models" / "model.json"),
-        gate=gate,
-        metrics=gate["candidate"]["metrics"],
+        gate=GateReport.model_validate(gate),
+        metrics=Metrics.model_validate(gate["candidate"]["metrics"]),
         params=_yaml(folder / "params.yaml"),
         contract=Contract.load(folder / "data" / "contract.yaml"),
-        confidence=_json(confidence) if confidence.exists() else CONFIDENCE,
-        importance=_json(reports / "importance.json"),
+        confidence=Confidence.model_validate(
+            _json(confidence) if confidence.exists() else CONFIDENCE
+        ),
+        importance=Importance.model_validate(_json(reports / "importance.json")),
         validation=_json(reports / "validation.json"),
     )
 
@@ -231,7 +241,9 @@ def test_the_stage_writes_the_card_and_warns_about_hints(
 
 def test_the_stage_refuses_a_failed_gate_and_writes_nothing(tmp_path: Path) -> None:
     gate = tmp_path / "gate.json"
-    gate.write_text(json.dumps({"passed": False, "checks": []}))
+    failed = _json(FIXTURES / "failing" / "reports" / "gate.json")
+    assert failed["passed"] is False
+    gate.write_text(json.dumps(failed))
     out = tmp_path / "card.md"
     missing = str(tmp_path / "missing.json")
     args = [str(gate), missing, missing, missing, missing, missing, missing, missing, str(out)]
@@ -247,10 +259,9 @@ def test_the_cards_first_facts_are_a_list_not_a_headerless_table() -> None:
 
 def test_a_card_whose_baseline_is_the_model_itself_compares_nothing() -> None:
     inputs = _inputs("multiclass")
-    gate = inputs.gate | {
-        "baseline": inputs.gate["baseline"]
-        | {"onnx_sha256": inputs.gate["candidate"]["onnx_sha256"]}
-    }
+    digest = inputs.gate.candidate.onnx_sha256
+    baseline = inputs.gate.baseline.model_copy(update={"onnx_sha256": digest})
+    gate = inputs.gate.model_copy(update={"baseline": baseline})
     card = render_card(dataclasses.replace(inputs, gate=gate))
     assert "is this very model (same ONNX sha256): not compared" in card
     assert "| change |" not in card

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from model.artifacts import Check
 from model.baseline import NO_BASELINE
-from model.gate import (
-    Check,
+from model.checks import (
     edge_check,
     format_table,
     input_schema_check,
@@ -85,8 +85,8 @@ def test_edge_model_losing_too_much_accuracy_fails() -> None:
 
 def test_failing_checks_come_first_and_are_named_in_the_verdict() -> None:
     checks = [
-        Check("metric", "a", True, 1.0, 0.5, "fine"),
-        Check("latency", "p99_ratio", False, 3.0, 1.5, "too slow"),
+        Check(gate="metric", name="a", passed=True, value=1.0, threshold=0.5, why="fine"),
+        Check(gate="latency", name="p99_ratio", passed=False, value=3.0, threshold=1.5, why="slow"),
     ]
     assert [check.name for check in ordered(checks)] == ["p99_ratio", "a"]
     table = format_table(checks, NO_BASELINE)
@@ -96,10 +96,9 @@ def test_failing_checks_come_first_and_are_named_in_the_verdict() -> None:
 
 def test_every_check_is_json_ready() -> None:
     import json
-    from dataclasses import asdict
 
     checks = metric_checks(BASELINE, BASELINE, GATES)
-    assert json.loads(json.dumps([asdict(check) for check in checks]))[0]["gate"] == "metric"
+    assert json.loads(json.dumps([check.model_dump() for check in checks]))[0]["gate"] == "metric"
     assert np.isfinite([check.value for check in checks if isinstance(check.value, float)]).all()
 
 

@@ -20,21 +20,12 @@ from pathlib import Path
 import pytest
 
 from reporting.cli import main
+from reporting.inputs import ReportInputs, load_inputs, run_files
+from reporting.markdown import markdown_table
+from reporting.mermaid import PALETTE, precision_at, resample, roc_at
 from reporting.provenance import PIPELINE_STAGES, mismatches
-from reporting.render import (
-    MARKER,
-    PALETTE,
-    ReportInputs,
-    confusion_section,
-    load_inputs,
-    markdown_table,
-    params_diff,
-    precision_at,
-    render,
-    resample,
-    roc_at,
-    run_files,
-)
+from reporting.render import MARKER, render
+from reporting.sections import confusion_section, params_diff
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "report"
 RUN_URLS = {
@@ -276,8 +267,10 @@ def test_files_from_one_run_raise_no_mismatch() -> None:
 
 def test_a_candidate_identical_to_its_baseline_is_not_compared() -> None:
     inputs = _inputs("passing")
-    gate = dict(inputs.gate or {})
-    gate["baseline"] = gate["baseline"] | {"onnx_sha256": gate["candidate"]["onnx_sha256"]}
+    assert inputs.gate is not None
+    digest = inputs.gate.candidate.onnx_sha256
+    baseline = inputs.gate.baseline.model_copy(update={"onnx_sha256": digest})
+    gate = inputs.gate.model_copy(update={"baseline": baseline})
     markdown = render(dataclasses.replace(inputs, gate=gate))
     assert "is this very model (same ONNX sha256" in markdown
     assert "The candidate is the baseline itself (same ONNX sha256): not compared." in markdown
