@@ -9,9 +9,11 @@ arrive together are merged into one onnxruntime call (serving/batching.py). Sett
 params.yaml (`serving`), read once when the module is imported, which is when BentoML resolves
 the service.
 
-Hot-path choices, each measured with `make bench-serving` (see the README): POST /predict (and
+Hot-path choices, each measured with `make bench-serving` (docs/performance.md): POST /predict (and
 /feedback) is answered by a lean ASGI handler (serving/hot_path.py) that shares `answer` with the
 declared API and bounds the rows in flight (serving/backpressure.py);
+BentoML's per-request timeout replaced by one that disarms its timer (serving/limits.py: the old
+one left a live timer per request for `timeout_s`, and GC walking them was the p99);
 uvloop and httptools under BentoML's uvicorn; no access log and no tracing span on /predict; a
 fixed response media type; opportunistic batching instead of a batch window; start-up objects
 frozen out of the garbage collector; and a sampled prediction log written off the request path
@@ -44,7 +46,7 @@ from model.params import Params
 from serving.backpressure import RowsInFlight
 from serving.batching import OpportunisticBatcher
 from serving.hot_path import NonFinitePredictionError, ServiceRoutes, non_finite_body
-from serving.limits import BodySizeLimit
+from serving.limits import BodySizeLimit, use_deadline
 from serving.model_store import CARD_FILE, METADATA_FILE, ONNX_FILE, use_project_store
 from serving.prediction_log import WRITER_RESTARTED, PredictionLog
 from serving.schema import (
@@ -59,6 +61,7 @@ from serving.schema import (
 )
 
 use_project_store()
+use_deadline()  # BentoML's own per-request timeout was the p99 (serving/limits.py)
 PARAMS = Params.load()
 SETTINGS = PARAMS.serving
 # The rollout serves a stable and a canary model side by side: each server is told its tag.
@@ -188,7 +191,7 @@ class Classifier:
         ],
         ctx: bentoml.Context,
     ) -> list[Prediction]:
-        request_id = ctx.request.headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = ctx.request.headers.get("x-request-id") or None
         source = traffic_source(ctx.request.headers.get(TRAFFIC_SOURCE_HEADER))
         try:
             predictions, logged = await self.answer(rows, request_id, source)
@@ -196,13 +199,14 @@ class Classifier:
             ctx.response.status_code = 422
             return orjson.loads(non_finite_body(error.rows))  # type: ignore[no-any-return]
         if logged:
-            ctx.response.metadata["x-request-id"] = request_id
+            ctx.response.metadata["x-request-id"] = logged
         return [Prediction(**prediction) for prediction in predictions]
 
     async def answer(
         self, rows: list[Any], request_id: str | None, source: str = "production"
-    ) -> tuple[list[dict[str, Any]], bool]:
-        """Predictions for validated rows (`Row`s), and whether the request was logged.
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Predictions for validated rows (`Row`s), and the id the request was logged under
+        (`request_id`, or a new one), None when it was not sampled.
 
         Raises NonFinitePredictionError (counted) rather than answer a probability that is not a
         number: finite float32 inputs can still overflow inside the graph."""
@@ -226,12 +230,11 @@ class Classifier:
                     "model_version": version,
                 }
             )
-        logged = self.prediction_log.sampled()
-        if logged:
-            latency_ms = (time.perf_counter() - started) * 1000
-            self.prediction_log.record(
-                request_id or uuid.uuid4().hex, SCHEMA.raw(rows), predictions, latency_ms, source
-            )
+        if not self.prediction_log.sampled():
+            return predictions, None
+        logged = request_id or uuid.uuid4().hex
+        latency_ms = (time.perf_counter() - started) * 1000
+        self.prediction_log.record(logged, SCHEMA.raw(rows), predictions, latency_ms, source)
         return predictions, logged
 
     def remember(self, request_id: str, row: int, label: str) -> None:
@@ -282,11 +285,18 @@ class PredictRequest(BaseModel):
     rows: Annotated[list[Row], Field(min_length=1, max_length=SETTINGS.max_rows)]  # type: ignore[valid-type]
 
 
+_LOADED: list[Any] = []  # the service once loaded: BentoML's lookup cost 2% of each request
+
+
 def _ready_service() -> Any:
+    if _LOADED:
+        return _LOADED[0]
     try:
-        return bentoml.get_current_service()
+        service = bentoml.get_current_service()
     except bentoml.exceptions.BentoMLException:
         return None
+    _LOADED.append(service)
+    return service
 
 
 def _error_response(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:

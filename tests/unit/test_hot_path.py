@@ -44,12 +44,12 @@ class StandIn:
 
     async def answer(
         self, rows: list[Any], request_id: str | None, source: str
-    ) -> tuple[list[dict[str, Any]], bool]:
+    ) -> tuple[list[dict[str, Any]], str | None]:
         self.calls.append((len(rows), request_id, source))
         if self.non_finite:
             self.refused("non_finite")
             raise NonFinitePredictionError([0])
-        return [{"label": LABELS[0]} for _ in rows], True
+        return [{"label": LABELS[0]} for _ in rows], request_id or "made-by-the-log"
 
     def remember(self, request_id: str, row: int, label: str) -> None:
         self.feedback.append((request_id, row, label))
@@ -99,6 +99,13 @@ def test_a_valid_request_is_answered_with_its_request_id_and_source() -> None:
     assert response.status_code == 200
     assert response.headers["x-request-id"] == "abc"
     assert service.calls == [(2, "abc", "shadow")]
+
+
+def test_an_overlong_request_id_gives_way_to_the_one_the_log_makes() -> None:
+    service = StandIn()
+    response = _post(_routes(service), "/predict", _rows(1), **{"x-request-id": "x" * 129})
+    assert service.calls[0][1] is None
+    assert response.headers["x-request-id"] == "made-by-the-log"
 
 
 def test_an_unknown_traffic_source_counts_as_production() -> None:
