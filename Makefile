@@ -18,6 +18,8 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 BENTO_REQUIREMENTS := requirements/serving.txt
 PYTEST_ARGS ?=
 PORT ?= 3000
+# `dvc repro` of both pipeline files, with deploy/dvc.yaml's machine-local lock kept out of git.
+REPRO := sh deploy/dvc.sh repro
 # The files a rollout reads and writes (python -m rollout --help; docs/rollout.md)
 ROLLOUT_PATHS := --work-dir reports/rollout --gate-report reports/gate.json \
 	--load-test-report reports/load_test.json --rows data/prepared/test.csv
@@ -76,21 +78,21 @@ pipeline: repro system-deps ## The whole flow here: pipeline, gates, Bento, load
 	python -m rollout canary $(ROLLOUT_PATHS); status=$$?; $(MAKE) --no-print-directory report REPORT_EXPECT=rollout; exit $$status
 
 repro: install ## Reproduce the DVC pipeline; stages whose inputs did not change are skipped
-	dvc repro
+	$(REPRO)
 
 gate: install ## Judge the model again (metrics, behaviour, latency, parity, edge); GATE_BASELINE=git:main
-	dvc repro quantize
-	dvc repro --force --single-item gate
-	dvc repro card
+	$(REPRO) quantize
+	$(REPRO) --force --single-item deploy/dvc.yaml:gate
+	$(REPRO) deploy/dvc.yaml:card
 
 package: install ## Import the gated model into the BentoML store and build the Bento (offline)
-	dvc repro package
+	$(REPRO) deploy/dvc.yaml:package
 
 serve: package ## Serve the current model on 127.0.0.1:$(PORT) (default 3000)
 	bentoml serve serving.service:Classifier --host 127.0.0.1 --port $(PORT)
 
 load-test: package ## Locust against a fresh server; fails when the SLO in params.yaml is missed
-	dvc repro --force --single-item load_test
+	$(REPRO) --force --single-item deploy/dvc.yaml:load_test
 
 rollout: package system-deps ## Canary rollout of the challenger behind nginx (plan: params.yaml rollout)
 	python -m rollout canary $(ROLLOUT_PATHS)
@@ -126,7 +128,7 @@ system-deps: ## Install nginx, PostgreSQL, wrk and Chromium if missing (Debian/U
 		echo "system-deps: chromium missing (the report's render test skips): apt-get install chromium"; }
 
 retrain: install ## Retrain from scratch: every stage forced, gates included
-	dvc repro --force
+	$(REPRO) --force
 
 tune: install ## Search train params as DVC experiments (budget: params.yaml tune); APPLY=1 writes the proposal
 	python -m model.tune $(if $(filter 1 true yes,$(APPLY)),--apply)
@@ -217,7 +219,7 @@ test-unit: install ## Run the fast tests only (no pipeline runs, no servers) in 
 	status=0; $(TEST_ENV) pytest tests/unit $(COVERAGE_ARGS) $(PYTEST_ARGS) || status=$$?; python -m tests.coverage_report; exit $$status
 
 mutation: install ## Mutation testing (mutmut) of the gates, validation, canary analysis, drift verdict and SLO; score per module
-	python -m tests.mutation.scores
+	MUTATION_JOBS=$${MUTATION_JOBS:-2} python -m tests.mutation.scores $(MUTATION_MODULES)
 
 lint: install lint-workflows lint-imports lint-deps ## Ruff (lint, complexity, format check), mypy --strict, import layers, stage deps, workflow linters
 	ruff check .

@@ -1,7 +1,9 @@
 """Fixtures that run the real pipeline in a throwaway copy of the project (a pytest plugin).
 
 The copy holds the tracked files only, in a fresh git repository, as a clone would. The first
-`dvc repro` is shared by the whole session; tests that change things take a private copy.
+`dvc repro` is shared by the whole session; tests that change things take a private copy. DVC runs
+as the Makefile runs it, through deploy/dvc.sh: `repro` with no target reproduces both pipeline
+files, and stages of deploy/dvc.yaml are named `deploy/dvc.yaml:<stage>`.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ def run(
 def dvc(
     cwd: Path, *args: str, check: bool = True, env: Mapping[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return run(cwd, str(VENV_BIN / "dvc"), *args, check=check, env=env)
+    """`dvc` through deploy/dvc.sh, which puts the machine-local lock in place for the run."""
+    return run(cwd, "sh", "deploy/dvc.sh", *args, check=check, env=env)
 
 
 def stages_run(output: str) -> list[str]:
@@ -98,6 +101,8 @@ def pipeline_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = copy_project(tmp_path_factory.mktemp("project"))
     result = dvc(repo, "repro")
     (repo / ".git" / "first_repro.log").write_text(result.stdout + result.stderr)
+    status = run(repo, "git", "status", "--porcelain", "--untracked-files=all").stdout
+    (repo / ".git" / "first_status.txt").write_text(status)
     # Commit what the run produced, so `git:HEAD` is a complete baseline for the gate tests.
     run(repo, "git", "add", "--all")
     run(repo, "git", "commit", "--quiet", "--allow-empty", "--message", "reproduced")

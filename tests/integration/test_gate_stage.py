@@ -21,6 +21,7 @@ from tests.pipeline_fixtures import VENV_BIN, dvc, run, stages_run
 pytestmark = pytest.mark.slow
 
 MODEL_NAME = Params.load(REPO_ROOT / "params.yaml").registry.model_name
+GATE = "deploy/dvc.yaml:gate"  # the machine-local stages live in deploy/dvc.yaml
 GATE_ARGS = [
     "data/prepared",
     "data/contract.yaml",
@@ -99,7 +100,7 @@ def test_the_first_version_gets_a_card_in_mlflow_and_in_the_bento(pipeline_repo:
 
 
 def test_re_running_the_gate_registers_no_duplicate(repo_copy: Path) -> None:
-    dvc(repo_copy, "repro", "--force", "--single-item", "gate")
+    dvc(repo_copy, "repro", "--force", "--single-item", GATE)
     assert len(_versions(repo_copy)) == 1
     assert _gate_report(repo_copy)["registered"]["created"] is False
 
@@ -108,7 +109,7 @@ def test_a_worse_candidate_is_stopped_by_the_metric_gate(repo_copy: Path) -> Non
     _set_params(repo_copy, "train", epochs=1)
     result = dvc(repo_copy, "repro", check=False)
     assert result.returncode != 0
-    assert stages_run(result.stdout)[-1] == "gate"
+    assert stages_run(result.stdout)[-1] == GATE
     assert "metric/accuracy_floor" in result.stderr
     assert _gate_report(repo_copy)["registered"] is None
     assert len(_versions(repo_copy)) == 1
@@ -151,7 +152,7 @@ def test_the_champion_is_the_baseline_when_set(repo_copy: Path) -> None:
     client = _client(repo_copy)
     [version] = _versions(repo_copy)
     client.set_registered_model_alias(MODEL_NAME, "champion", version.version)
-    dvc(repo_copy, "repro", "--force", "--single-item", "gate")
+    dvc(repo_copy, "repro", "--force", "--single-item", GATE)
     report = _gate_report(repo_copy)
     assert report["baseline"]["kind"] == "champion"
     assert f"version {version.version}" in report["baseline"]["source"]
@@ -159,7 +160,7 @@ def test_the_champion_is_the_baseline_when_set(repo_copy: Path) -> None:
         f"{c['gate']}/{c['name']}" for c in report["checks"]
     }
     assert report["importance"]["baseline"]["features"][0]["rank"] == 1
-    dvc(repo_copy, "repro", "card")
+    dvc(repo_copy, "repro", "deploy/dvc.yaml:card")
     card = _card(repo_copy)
     assert f"champion `models:/{MODEL_NAME}@champion (version {version.version})`" in card
     # The champion is this very model: the card says so instead of comparing it with itself.
@@ -189,7 +190,7 @@ def test_a_changed_feature_set_is_reported_as_breaking_not_a_crash(repo_copy: Pa
     params = yaml.safe_load((repo_copy / "params.yaml").read_text())
     params["gate"]["behavior"]["directional"].pop(dropped, None)
     (repo_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    result = dvc(repo_copy, "repro", "gate", check=False)
+    result = dvc(repo_copy, "repro", GATE, check=False)
     report = _gate_report(repo_copy)
     [schema_check] = [c for c in report["checks"] if c["name"] == "input_schema"]
     assert "Traceback" not in result.stderr

@@ -1,4 +1,5 @@
-"""dvc.yaml and bentofile.yaml list exactly the project files and params their code reads.
+"""dvc.yaml, deploy/dvc.yaml and bentofile.yaml list exactly the project files and params their
+code reads.
 
 Dependencies written by hand go stale: a stage that imports a module its `deps` leave out is
 skipped by `dvc repro` when that module changes, and the Bento ships without a module the service
@@ -26,7 +27,9 @@ from tests.conftest import REPO_ROOT
 PACKAGES = frozenset(
     tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
 )
-PIPELINE = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())
+# The deterministic stages (lock committed), then the machine-local ones (lock kept out of git).
+PIPELINE_FILES = ("dvc.yaml", "deploy/dvc.yaml")
+PIPELINES = {name: yaml.safe_load((REPO_ROOT / name).read_text()) for name in PIPELINE_FILES}
 BENTOFILE = yaml.safe_load((REPO_ROOT / "bentofile.yaml").read_text())
 PARAMS_MODULE = Path("model/params.py")
 PYTHON_M = re.compile(r"^python3? -m ([\w.]+)")
@@ -187,24 +190,26 @@ def dumped_params_reads(tree: ast.AST, sections: set[str]) -> set[str]:
 
 @dataclass(frozen=True)
 class Stage:
+    file: str  # the pipeline file that defines it, as messages name it
     name: str
     module: str
     deps: frozenset[str]
     params: frozenset[str]
 
     @classmethod
-    def from_pipeline(cls, name: str, spec: dict[str, Any]) -> Stage | None:
+    def from_pipeline(cls, file: str, name: str, spec: dict[str, Any]) -> Stage | None:
         match = PYTHON_M.match(" ".join(str(spec["cmd"]).split()))
         if match is None:
             return None
         deps = frozenset(str(dep) for dep in spec.get("deps", []))
         params = frozenset(str(key) for key in spec.get("params", []))
-        return cls(name, match.group(1), deps, params)
+        return cls(file, name, match.group(1), deps, params)
 
     def roots(self) -> set[Path]:
         """The stage module, and the Bento's service when the stage builds the Bento."""
         entry = module_file(self.module)
-        assert entry is not None, f"dvc.yaml stage {self.name!r}: no project module {self.module}"
+        where = f"{self.file} stage {self.name!r}"
+        assert entry is not None, f"{where}: no project module {self.module}"
         main = entry.parent / "__main__.py"
         roots = {main if entry.name == "__init__.py" and (REPO_ROOT / main).is_file() else entry}
         if "bentofile.yaml" in self.deps:
@@ -221,19 +226,38 @@ def bento_service_file() -> Path:
 
 STAGES = [
     stage
-    for name, spec in PIPELINE["stages"].items()
-    if (stage := Stage.from_pipeline(name, spec)) is not None
+    for file, pipeline in PIPELINES.items()
+    for name, spec in pipeline["stages"].items()
+    if (stage := Stage.from_pipeline(file, name, spec)) is not None
 ]
+
+
+def stage_id(stage: Stage) -> str:
+    """The stage as DVC addresses it: `gate` is `deploy/dvc.yaml:gate`."""
+    return stage.name if stage.file == "dvc.yaml" else f"{stage.file}:{stage.name}"
 
 
 def test_every_stage_runs_a_project_module() -> None:
     """Each `python -m` stage names a module this repository has (the checks below need it)."""
-    assert STAGES, "dvc.yaml has no `python -m` stage"
+    assert STAGES, "dvc.yaml and deploy/dvc.yaml have no `python -m` stage"
     for stage in STAGES:
         assert stage.roots()
 
 
-@pytest.mark.parametrize("stage", STAGES, ids=lambda stage: stage.name)
+def test_every_stage_outside_the_root_runs_from_the_repository_root() -> None:
+    """The checks here read deps and params.yaml as paths from the repository root: a stage in
+    deploy/dvc.yaml without `wdir: ..` would resolve them under deploy/."""
+    wrong = [
+        f"{file} stage {name!r}: add `    wdir: ..` (paths are relative to the repository root)"
+        for file, pipeline in PIPELINES.items()
+        if file != "dvc.yaml"
+        for name, spec in pipeline["stages"].items()
+        if spec.get("wdir") != ".."
+    ]
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("stage", STAGES, ids=stage_id)
 def test_stage_deps_list_every_project_file_its_module_imports(stage: Stage) -> None:
     """A change to any file the stage runs re-runs the stage."""
     files = closure(stage.roots())
@@ -244,13 +268,13 @@ def test_stage_deps_list_every_project_file_its_module_imports(stage: Stage) -> 
         and not (path.name == "__init__.py" and is_docstring_only(path))
     )
     assert not missing, "\n".join(
-        f"dvc.yaml stage {stage.name!r}: add `      - {path}` under deps: "
+        f"{stage.file} stage {stage.name!r}: add `      - {path}` under deps: "
         f"(imported by {files[path]})"
         for path in missing
     )
 
 
-@pytest.mark.parametrize("stage", STAGES, ids=lambda stage: stage.name)
+@pytest.mark.parametrize("stage", STAGES, ids=stage_id)
 def test_stage_deps_name_no_project_file_it_does_not_run(stage: Stage) -> None:
     """A listed module the stage no longer imports only re-runs it for nothing."""
     files = closure(stage.roots())
@@ -260,13 +284,13 @@ def test_stage_deps_name_no_project_file_it_does_not_run(stage: Stage) -> None:
         if dep.endswith(".py") and dep.split("/")[0] in PACKAGES and Path(dep) not in files
     )
     assert not stale, "\n".join(
-        f"dvc.yaml stage {stage.name!r}: remove `      - {dep}` from deps: (nothing the stage "
+        f"{stage.file} stage {stage.name!r}: remove `      - {dep}` from deps: (nothing the stage "
         "runs imports it)"
         for dep in stale
     )
 
 
-@pytest.mark.parametrize("stage", STAGES, ids=lambda stage: stage.name)
+@pytest.mark.parametrize("stage", STAGES, ids=stage_id)
 def test_stage_params_cover_every_section_its_code_reads(stage: Stage) -> None:
     """A change to any params.yaml value the stage reads re-runs the stage."""
     files = closure(stage.roots())
@@ -280,13 +304,13 @@ def test_stage_params_cover_every_section_its_code_reads(stage: Stage) -> None:
         if not any(key == listed or key.startswith(f"{listed}.") for listed in stage.params)
     )
     assert not missing, "\n".join(
-        f"dvc.yaml stage {stage.name!r}: add `      - {key.split('.')[0]}` under params: "
+        f"{stage.file} stage {stage.name!r}: add `      - {key.split('.')[0]}` under params: "
         f"({reads[key]} reads {key})"
         for key in missing
     )
 
 
-@pytest.mark.parametrize("stage", STAGES, ids=lambda stage: stage.name)
+@pytest.mark.parametrize("stage", STAGES, ids=stage_id)
 def test_stage_params_name_no_section_its_code_does_not_read(stage: Stage) -> None:
     """A listed section no code of the stage reads only re-runs it for nothing."""
     files = closure(stage.roots())
@@ -300,7 +324,7 @@ def test_stage_params_name_no_section_its_code_does_not_read(stage: Stage) -> No
         )
     )
     assert not stale, "\n".join(
-        f"dvc.yaml stage {stage.name!r}: remove `      - {listed}` from params: (nothing the "
+        f"{stage.file} stage {stage.name!r}: remove `      - {listed}` from params: (nothing the "
         "stage runs reads it)"
         for listed in stale
     )
