@@ -259,7 +259,8 @@ def test_outside_github_actions_it_says_so_and_passes(
 
 def test_the_fetcher_writes_what_the_gate_reads() -> None:
     """The paths the gate stage passes (deploy/dvc.yaml) are among the members."""
-    gate = yaml.safe_load((REPO_ROOT / "deploy/dvc.yaml").read_text())["stages"]["gate"]["cmd"].split()
+    stages = yaml.safe_load((REPO_ROOT / "deploy/dvc.yaml").read_text())["stages"]
+    gate = stages["gate"]["cmd"].split()
     assert {path for path in gate if path in ("models/model.onnx", "reports/metrics.json")} == {
         "models/model.onnx",
         "reports/metrics.json",
