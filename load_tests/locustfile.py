@@ -1,12 +1,12 @@
 """Locust users sending held-out rows to POST /predict; the run fails when the SLO is missed.
 
 Mix: four single-row requests for every small batch (2-8 rows), rows drawn from the test split
-(LOAD_TEST_ROWS, default data/prepared/test.csv) and sent as the model's clients send them: the
-inputs the model describes (LOAD_TEST_MODEL, a model.json, default models/model.json), strings
+(LOAD_TEST_ROWS, a CSV) and sent as the model's clients send them: the
+inputs the model describes (LOAD_TEST_MODEL, a model.json), strings
 for categoricals, true/false for booleans, null for a missing value. Each user paces itself
 (`serving.slo.requests_per_user_s`), so the offered rate is bounded. When the run ends, the SLO
 in params.yaml is checked (failure ratio, p95, p99, throughput), a summary is written as JSON for
-the PR report (LOAD_TEST_SUMMARY, default reports/load_test.json), and the exit code is set to 1
+the PR report (LOAD_TEST_SUMMARY), and the exit code is set to 1
 on any miss. The summary names the model it measured (its ONNX digest), so a rollout knows
 whether the verdict is about the release it ships.
 
@@ -27,25 +27,34 @@ from typing import Any
 from locust import FastHttpUser, constant_throughput, events, task
 from locust.env import Environment
 
-from model.atomic import write_json_atomically
-from model.params import Params, SloParams
+from load_tests.slo import check_slo
+from model.artifacts import LoadTestSummary, write_artifact
+from model.params import Params
 from rollout.traffic import (
     BUDGET_ENV,
-    HELD_OUT_ROWS,
     MIN_RPS_ENV,
     MODEL_INFO_ENV,
     ROWS_ENV,
+    SUMMARY_ENV,
     held_out_rows,
     model_inputs,
     request_body,
 )
 from serving.schema import TRAFFIC_SOURCE_HEADER
 
+
+def _path(variable: str) -> Path:
+    """A file the caller names (load_tests/run.py from dvc.yaml's arguments, or a rollout)."""
+    if not os.environ.get(variable):
+        raise SystemExit(f"locustfile: set {variable} (`python -m load_tests.run` sets it)")
+    return Path(os.environ[variable])
+
+
 PARAMS = Params.load(Path(os.environ.get("PARAMS_PATH", "params.yaml")))
 SLO = PARAMS.serving.slo
-ROWS_FILE = Path(os.environ.get(ROWS_ENV, str(HELD_OUT_ROWS)))
-MODEL_INFO = Path(os.environ.get(MODEL_INFO_ENV, "models/model.json"))
-SUMMARY = Path(os.environ.get("LOAD_TEST_SUMMARY", "reports/load_test.json"))
+ROWS_FILE = _path(ROWS_ENV)
+MODEL_INFO = _path(MODEL_INFO_ENV)
+SUMMARY = _path(SUMMARY_ENV)
 HEADERS = {"content-type": "application/json", TRAFFIC_SOURCE_HEADER: "load-test"}
 MIN_RPS = float(os.environ[MIN_RPS_ENV]) if MIN_RPS_ENV in os.environ else None
 BUDGET = os.environ.get(BUDGET_ENV, "params.yaml serving.slo")
@@ -86,41 +95,12 @@ class PredictUser(FastHttpUser):
                 response.failure(f"asked for {size} predictions, got {len(response.json())}")
 
 
-def check_slo(stats: Any, slo: SloParams, min_rps: float | None = None) -> dict[str, Any]:
-    """Every SLO figure with its budget and verdict, from Locust's aggregated stats. With
-    `min_rps` (a rollout's traffic), only the failure ratio and that throughput are judged."""
-    total = stats.total
-    figures = {"failure_ratio": (total.fail_ratio, slo.max_failure_ratio, "max")}
-    if min_rps is None:
-        figures |= {
-            "p95_ms": (total.get_response_time_percentile(0.95) or 0.0, slo.p95_ms, "max"),
-            "p99_ms": (total.get_response_time_percentile(0.99) or 0.0, slo.p99_ms, "max"),
-        }
-    throughput = slo.min_rps if min_rps is None else min_rps
-    figures["requests_per_s"] = (total.total_rps, throughput, "min")
-    checks = {
-        name: {
-            "value": value,
-            "budget": budget,
-            "kind": kind,
-            "passed": value <= budget if kind == "max" else value >= budget,
-        }
-        for name, (value, budget, kind) in figures.items()
-    }
-    return {
-        "passed": all(check["passed"] for check in checks.values()),
-        "requests": total.num_requests,
-        "failures": total.num_failures,
-        "median_ms": total.median_response_time,
-        "checks": checks,
-    }
-
-
 @events.quitting.add_listener  # type: ignore[untyped-decorator]
 def _enforce_slo(environment: Environment, **_: Any) -> None:
     summary = check_slo(environment.stats, SLO, MIN_RPS)
     summary |= {"budget": BUDGET, "onnx_sha256": INFO.get("sha256")}
-    write_json_atomically(SUMMARY, summary)
+    # through the model the gate, the report and the rollout read it with: a mismatch fails here
+    write_artifact(SUMMARY, LoadTestSummary.model_validate(summary))
     for name, check in summary["checks"].items():
         mark = "ok  " if check["passed"] else "MISS"
         print(f"  {mark} {name:<15} {check['value']:10.3f} ({check['kind']} {check['budget']:g})")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from model.params import Params
 from rollout.bento_server import BentoServer, NotReadyError
-from rollout.traffic import MODEL_INFO_ENV
+from rollout.traffic import LOCUSTFILE, MODEL_INFO_ENV, ROWS_ENV, SUMMARY_ENV
 from serving.model_store import METADATA_FILE, use_project_store
 
 
@@ -34,7 +34,7 @@ def locust_command(host: str, params: Params, reports: Path) -> list[str]:
     return [
         str(Path(sys.executable).with_name("locust")),
         "--locustfile",
-        "load_tests/locustfile.py",
+        str(LOCUSTFILE),
         "--headless",
         "--host",
         host,
@@ -57,17 +57,31 @@ def locust_command(host: str, params: Params, reports: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m load_tests.run", description=__doc__)
+    parser.add_argument("--reports", type=Path, required=True, help="CSV, HTML and JSON go here")
+    parser.add_argument("--rows", type=Path, required=True, help="held-out rows (CSV) to send")
     parser.add_argument("--host", help="an already running server (default: start one)")
-    parser.add_argument("--reports", type=Path, default=Path("reports"))
+    parser.add_argument("--model-info", type=Path, help="with --host: the model.json it serves")
     args = parser.parse_args(argv)
     params = Params.load()
     args.reports.mkdir(parents=True, exist_ok=True)
-    summary = {"LOAD_TEST_SUMMARY": str(args.reports / "load_test.json")}
-    if args.host:  # rows laid out for models/model.json (the locustfile's default)
+    env = os.environ | {
+        SUMMARY_ENV: str(args.reports / "load_test.json"),
+        ROWS_ENV: str(args.rows),
+    }
+    if args.host:
+        if args.model_info is None:
+            parser.error("--host needs --model-info (the model.json of what it serves)")
         command = locust_command(args.host, params, args.reports)
-        return subprocess.run(command, env=os.environ | summary, check=False).returncode
+        env[MODEL_INFO_ENV] = str(args.model_info)
+        return subprocess.run(command, env=env, check=False).returncode
     tag, info = packaged_model(params)
+    env[MODEL_INFO_ENV] = str(info)
+    return against_new_server(tag, params, args.reports, env)
+
+
+def against_new_server(tag: str, params: Params, reports: Path, env: dict[str, str]) -> int:
+    """Serve `tag` on a free loopback port for the run; 1 when it never gets ready."""
     print(f"load test: starting the service with {tag} ...", flush=True)
     try:
         with BentoServer(
@@ -79,8 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{slo.run_time_s} s against {server.url}",
                 flush=True,
             )
-            command = locust_command(server.url, params, args.reports)
-            env = os.environ | summary | {MODEL_INFO_ENV: str(info)}
+            command = locust_command(server.url, params, reports)
             return subprocess.run(command, env=env, check=False).returncode
     except NotReadyError as error:
         print(f"load test: {error}", file=sys.stderr)

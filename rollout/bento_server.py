@@ -94,6 +94,7 @@ class BentoServer:
         ready_timeout_s: float = 60.0,
     ) -> None:
         self.service = service
+        self._own_port = port is None  # chosen here: another may be chosen if it gets taken
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.cwd = cwd or Path.cwd()
@@ -135,10 +136,24 @@ class BentoServer:
             )
         return self
 
+    def _rebind(self) -> bool:
+        """Start again on another free port when the chosen one was taken between choosing and
+        binding (another process got it first); False when the exit had another cause."""
+        if not self._own_port or "address already in use" not in self.tail(40).lower():
+            return False
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.start()
+        return True
+
     def wait_ready(self) -> None:
         deadline = time.monotonic() + self.ready_timeout_s
+        rebinds = 3
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
+                if rebinds and self._rebind():
+                    rebinds -= 1
+                    continue
                 raise NotReadyError(
                     f"{self.service} exited ({self.process.returncode}):\n{self.tail()}"
                 )

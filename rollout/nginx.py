@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from model.atomic import write_text_atomically
+from rollout.bento_server import free_port
 
 LOG_FORMAT = (
     "log_format rollout escape=json '{"
@@ -114,25 +115,12 @@ http {{
 """
 
 
-def render_config(
-    prefix: Path, listen_port: int, routing: Routing, sink_port: int | None = None
-) -> str:
-    """The back nginx: weighted upstreams on `listen_port` (loopback, behind the front)."""
-    servers = "\n".join(
-        f"        server 127.0.0.1:{port} weight={weight} max_fails=1 fail_timeout=2s;"
-        for port, weight in sorted(routing.weights.items())
-        if weight > 0
-    )
-    if not servers:
-        raise ValueError("routing sends traffic nowhere: give one server a positive weight")
-    shadow = ""
-    mirror = ""
-    sink = ""
-    if routing.shadow_port is not None:
-        if sink_port is None:
-            raise ValueError("a shadow needs a sink port")
-        mirror = "            mirror /__shadow;\n            mirror_request_body on;\n"
-        shadow = """
+def _shadow_blocks(prefix: Path, shadow_port: int, sink_port: int | None) -> tuple[str, str, str]:
+    """(mirror directives, the /__shadow location, the sink's upstream and server)."""
+    if sink_port is None:
+        raise ValueError("a shadow needs a sink port")
+    mirror = "            mirror /__shadow;\n            mirror_request_body on;\n"
+    shadow = """
         location = /__shadow {
             internal;
             proxy_pass http://sink$request_uri;
@@ -140,9 +128,9 @@ def render_config(
             proxy_connect_timeout 1s;
             proxy_read_timeout 2s;
         }"""
-        # Answers the mirror at once (the static handler refuses a POST with 405 straight
-        # away), after handing the copy to the shadow: clients never wait for the shadow.
-        sink = f"""
+    # Answers the mirror at once (the static handler refuses a POST with 405 straight
+    # away), after handing the copy to the shadow: clients never wait for the shadow.
+    sink = f"""
     upstream sink {{
         server 127.0.0.1:{sink_port} max_conns={SHADOW_CONNECTIONS};
     }}
@@ -156,7 +144,7 @@ def render_config(
         }}
         location = /__to_shadow {{
             internal;
-            proxy_pass http://127.0.0.1:{routing.shadow_port}$request_uri;
+            proxy_pass http://127.0.0.1:{shadow_port}$request_uri;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header X-Traffic-Source shadow;
@@ -167,6 +155,23 @@ def render_config(
             log_subrequest on;  # mirror requests are subrequests: log them for the comparison
         }}
     }}"""
+    return mirror, shadow, sink
+
+
+def render_config(
+    prefix: Path, listen_port: int, routing: Routing, sink_port: int | None = None
+) -> str:
+    """The back nginx: weighted upstreams on `listen_port` (loopback, behind the front)."""
+    servers = "\n".join(
+        f"        server 127.0.0.1:{port} weight={weight} max_fails=1 fail_timeout=2s;"
+        for port, weight in sorted(routing.weights.items())
+        if weight > 0
+    )
+    if not servers:
+        raise ValueError("routing sends traffic nowhere: give one server a positive weight")
+    mirror = shadow = sink = ""
+    if routing.shadow_port is not None:
+        mirror, shadow, sink = _shadow_blocks(prefix, routing.shadow_port, sink_port)
     return f"""{_preamble(prefix)}
 http {{
     {LOG_FORMAT}
@@ -193,15 +198,6 @@ http {{
     }}
 }}
 """
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class _Master:
@@ -283,7 +279,7 @@ class Nginx:
         try:
             return int(path.read_text())
         except (OSError, ValueError):
-            port = _free_port()
+            port = free_port()
             self.prefix.mkdir(parents=True, exist_ok=True)
             write_text_atomically(path, str(port))
             return port
@@ -303,7 +299,16 @@ class Nginx:
         """Start nginx with this routing, or reload the back gracefully if it runs already;
         the front, which holds the clients' connections, is never reloaded."""
         self.write(routing)
-        self.back.start_or_reload()
+        try:
+            self.back.start_or_reload()
+        except subprocess.CalledProcessError as error:
+            if b"in use" not in (error.stderr or b"") or self.back.running():
+                raise
+            # a back port taken between choosing and binding: choose again, once
+            for name in ("back", "sink"):
+                (self.prefix / f"{name}.port").unlink(missing_ok=True)
+            self.write(routing)
+            self.back.start_or_reload()
         if not self.front.running():
             self.front.write(render_front(self.front.prefix, self.listen_port, self._port("back")))
             self.front.start_or_reload()

@@ -26,9 +26,11 @@ import pandas as pd
 from model.inputs import InputLayout, RawInput, boolean_value
 from model.params import TrafficParams
 
-HELD_OUT_ROWS = Path("data/prepared/test.csv")  # written by `prepare`
+HELD_OUT_ROWS = Path("data/prepared/test.csv")  # written by `prepare`; commands take --rows
+LOCUSTFILE = Path("load_tests/locustfile.py")  # relative to the project the command runs in
 MODEL_INFO_ENV = "LOAD_TEST_MODEL"  # model.json of the model the traffic is meant for
 ROWS_ENV = "LOAD_TEST_ROWS"  # CSV the traffic draws its rows from
+SUMMARY_ENV = "LOAD_TEST_SUMMARY"  # where the locustfile writes its JSON summary
 MIN_RPS_ENV = "LOAD_TEST_MIN_RPS"  # the run's own throughput target, instead of the serving SLO's
 BUDGET_ENV = "LOAD_TEST_BUDGET"  # where that target comes from, for the summary
 
@@ -94,8 +96,8 @@ def request_bodies(rows: Sequence[Mapping[str, Any]], size: int) -> list[str]:
 
 
 class Traffic:
-    """`with Traffic(url, params, seconds, folder, model_info):` Locust sends held-out rows, laid
-    out for the model `model_info` (a model.json) describes, until the block ends.
+    """`with Traffic(url, params, seconds, folder, model_info, rows):` Locust sends the rows of
+    `rows`, laid out for the model `model_info` (a model.json) describes, until the block ends.
 
     The run drives a rollout; it is not a load test of the service, so it is judged on reaching
     its own offered rate (users x rate, `min_offered_share` of it), not on the serving SLO."""
@@ -106,13 +108,15 @@ class Traffic:
         params: TrafficParams,
         seconds: float,
         folder: Path,
-        model_info: Path | None = None,
+        model_info: Path,
+        rows: Path = HELD_OUT_ROWS,
     ) -> None:
         self.url = url
         self.params = params
         self.seconds = seconds
         self.folder = folder
         self.model_info = model_info
+        self.rows = rows
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -125,7 +129,7 @@ class Traffic:
         self.folder.mkdir(parents=True, exist_ok=True)
         locust = Path(sys.executable).with_name("locust")
         command = [
-            str(locust), "--locustfile", "load_tests/locustfile.py", "--headless",
+            str(locust), "--locustfile", str(LOCUSTFILE), "--headless",
             "--host", self.url,
             "--users", str(self.params.users), "--spawn-rate", str(self.params.users),
             "--run-time", f"{int(self.seconds) + 1}s", "--stop-timeout", "2",
@@ -133,12 +137,12 @@ class Traffic:
         ]  # fmt: skip
         env = os.environ | {
             "LOCUST_REQUESTS_PER_USER_S": str(self.params.requests_per_user_s),
-            "LOAD_TEST_SUMMARY": str(self.folder / "traffic.json"),
+            SUMMARY_ENV: str(self.folder / "traffic.json"),
             MIN_RPS_ENV: str(self.min_rps),
+            ROWS_ENV: str(self.rows),
+            MODEL_INFO_ENV: str(self.model_info),
             BUDGET_ENV: "params.yaml rollout.traffic",
         }
-        if self.model_info is not None:
-            env[MODEL_INFO_ENV] = str(self.model_info)
         with (self.folder / "traffic.log").open("wb") as log:
             self.process = subprocess.Popen(
                 command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

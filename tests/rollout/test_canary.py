@@ -10,16 +10,19 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from rollout.analysis import read_entries
 from tests.rollout.conftest import (
     MODEL,
+    SLOW_DELAY_S,
     rollout,
     start_rollout,
     state,
     store_tags,
+    wait_for,
     wait_for_phase,
 )
 
@@ -35,7 +38,13 @@ def _aliases(repo: Path) -> dict[str, str]:
     }
 
 
-def _canary(repo: Path, work_dir: Path, service: str | None = None, tag: str = "2") -> dict:  # type: ignore[type-arg]
+def _canary(
+    repo: Path,
+    work_dir: Path,
+    service: str | None = None,
+    tag: str = "2",
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
     tags = store_tags(repo)
     args = [
         "canary",
@@ -48,7 +57,7 @@ def _canary(repo: Path, work_dir: Path, service: str | None = None, tag: str = "
     ]
     if service:
         args += ["--canary-service", service]
-    result = rollout(repo, *args)
+    result = rollout(repo, *args, env=env)
     final = state(work_dir)
     final["output"] = result.stdout + result.stderr
     final["exit"] = result.returncode
@@ -104,7 +113,8 @@ def test_a_release_the_gate_marks_breaking_is_never_canaried(
 
 
 def test_a_slow_canary_is_rolled_back_for_latency(rollout_repo: Path, tmp_path: Path) -> None:
-    final = _canary(rollout_repo, tmp_path, "tests.rollout.faulty_services:Slow")
+    delay = {"FAULT_DELAY_S": str(SLOW_DELAY_S)}
+    final = _canary(rollout_repo, tmp_path, "tests.rollout.faulty_services:Slow", env=delay)
     assert final["phase"] == "rolled_back"
     assert final["decision"]["step"] == 1
     assert "p99" in final["decision"]["reason"]
@@ -137,8 +147,14 @@ def test_killing_the_canary_mid_rollout_fails_no_client_request(
         "--work-dir", str(tmp_path),
     )  # fmt: skip
     wait_for_phase(tmp_path, "progressing")
-    time.sleep(1.5)  # mid-step, with traffic flowing to the canary
     canary = state(tmp_path)["canary"]
+    canary_port: int = canary["port"]
+
+    def canary_answering() -> bool:  # mid-step, with client traffic flowing to the canary
+        entries = read_entries(tmp_path / "nginx/access.log", 0, time.time() + 1)
+        return sum(a.port == canary_port for e in entries for a in e.attempts) >= 10
+
+    wait_for(canary_answering, "client requests reaching the canary")
     for pid in [canary["pid"], *canary["workers"]]:  # the whole server, workers included
         os.kill(pid, signal.SIGKILL)
     output, _ = process.communicate(timeout=120)

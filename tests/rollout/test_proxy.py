@@ -53,7 +53,7 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 @pytest.fixture
 def backends() -> Iterator[list[int]]:
-    servers = [_Server(("127.0.0.1", free_port()), _Answer) for _ in range(3)]
+    servers = [_Server(("127.0.0.1", 0), _Answer) for _ in range(3)]  # bound: no port race
     for server in servers:
         threading.Thread(target=server.serve_forever, daemon=True).start()
     yield [server.server_address[1] for server in servers]
@@ -129,6 +129,14 @@ class _Clients:
             self.slowest_s = max(self.slowest_s, time.monotonic() - started)
             time.sleep(0.05)
 
+    def wait_for_answers(self, count: int, timeout_s: float = 30) -> None:
+        """Until `count` more requests were answered: traffic flowed, however loaded the box."""
+        target = self.answered + count
+        deadline = time.monotonic() + timeout_s
+        while self.answered < target:
+            assert time.monotonic() < deadline, f"{count} answers not within {timeout_s:g} s"
+            time.sleep(0.05)
+
     def __enter__(self) -> _Clients:
         for thread in self._threads:
             thread.start()
@@ -147,9 +155,9 @@ def test_weight_changes_lose_no_request_of_keep_alive_clients(
     nginx.apply(Routing({stable: 1}))
     with _Clients(nginx.url) as clients:
         for weight in (10, 25, 50, 100, 0, 100):  # canary steps, then switch back and forth
-            time.sleep(0.4)
+            clients.wait_for_answers(8)
             nginx.apply(Routing({stable: 100 - weight, canary: weight} if weight else {stable: 1}))
-        time.sleep(0.4)
+        clients.wait_for_answers(8)
     assert clients.errors == []
     assert clients.answered > 40
 
@@ -159,9 +167,9 @@ def test_a_hung_shadow_neither_stalls_nor_fails_a_client(nginx: Nginx, backends:
     HUNG.add(shadow)
     nginx.apply(Routing({stable: 1}, shadow_port=shadow))
     with _Clients(nginx.url) as clients:
-        time.sleep(3)
+        clients.wait_for_answers(40)  # a few seconds of mirroring to the hung shadow
         nginx.apply(Routing({stable: 1}))  # ending shadow mode: serving goes on
-        time.sleep(0.5)
+        clients.wait_for_answers(8)
     assert clients.errors == []
     assert clients.slowest_s < 2.0, f"a client waited {clients.slowest_s:.1f} s"
     assert httpx.post(f"{nginx.url}/predict", content=BODY).text == str(stable)

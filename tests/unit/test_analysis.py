@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from model.features import fit_schema
@@ -86,6 +86,8 @@ def test_unparseable_lines_are_skipped() -> None:
     latencies=st.lists(st.floats(0.0001, 0.05), min_size=1, max_size=50),
     failures=st.integers(0, 5),
 )
+@example(latencies=[0.0001], failures=0)  # one answer: p99 is that answer's time
+@example(latencies=[0.05] * 50, failures=5)  # the most of both the strategy draws
 def test_success_rate_and_p99_are_computed_per_attempt(
     latencies: list[float], failures: int
 ) -> None:
@@ -161,6 +163,8 @@ def test_the_lower_bound_is_a_share_below_the_observed_one(rows: int, data: st.D
 
 
 @given(share=st.floats(0.01, 0.99), small=st.integers(10, 200))
+@example(share=0.01, small=10)  # no differing row in the small sample
+@example(share=0.99, small=200)  # nearly every row differs
 def test_more_rows_at_the_same_share_give_a_tighter_bound(share: float, small: int) -> None:
     low = Disagreement(round(share * small), small)
     high = Disagreement(round(share * small) * 10, small * 10)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from model.params import TrafficParams
-from rollout.cli import release_problems
 from rollout.traffic import Traffic
+from rollout.versions import release_problems
 
 BREAKING_GATE = {"breaking": True, "candidate": {"onnx_sha256": "abc"}}
 PASSED_LOAD_TEST: dict[str, Any] = {"passed": True, "checks": {}}
@@ -18,7 +19,8 @@ FAILED_LOAD_TEST = {
 
 def test_rollout_traffic_is_judged_on_its_own_offered_rate() -> None:
     params = TrafficParams(users=8, requests_per_user_s=10, min_offered_share=0.8)
-    assert Traffic("http://127.0.0.1:1", params, 5, None).min_rps == 64.0  # type: ignore[arg-type]
+    traffic = Traffic("http://127.0.0.1:1", params, 5, Path("unused"), Path("model.json"))
+    assert traffic.min_rps == 64.0
 
 
 def test_a_release_that_breaks_clients_is_never_canaried() -> None:
