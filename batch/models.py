@@ -13,7 +13,7 @@ import onnxruntime as ort
 from batch.problems import BatchError
 from model.inference import layout_of, onnx_session
 from model.inputs import InputLayout
-from serving.model_store import METADATA_FILE, ONNX_FILE, model_version, use_project_store
+from model.model_store import METADATA_FILE, ONNX_FILE, model_version, use_project_store
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from model.model_store import METADATA_FILE, use_project_store
 from model.params import Params
 from rollout.bento_server import BentoServer, NotReadyError
 from rollout.traffic import LOCUSTFILE, MODEL_INFO_ENV, ROWS_ENV, SUMMARY_ENV
-from serving.model_store import METADATA_FILE, use_project_store
 
 
 def packaged_model(params: Params) -> tuple[str, Path]:

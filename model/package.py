@@ -16,8 +16,8 @@ from pathlib import Path
 from model.artifacts import GateReport, read_artifact
 from model.atomic import write_json_atomically
 from model.lineage import git_commit
+from model.model_store import import_model, use_project_store
 from model.params import Params
-from serving.model_store import import_model, use_project_store
 
 
 def main(argv: list[str] | None = None) -> int:

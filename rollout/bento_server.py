@@ -22,7 +22,7 @@ from types import TracebackType
 
 import psutil
 
-from serving.model_store import DEFAULT_BENTOML_HOME
+from model.model_store import DEFAULT_BENTOML_HOME
 
 DEFAULT_SERVICE = "serving.service:Classifier"
 

@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 
 from model.atomic import write_json_atomically
+from model.model_store import use_project_store
 from model.params import Params
 from rollout.bento_server import DEFAULT_SERVICE
 from rollout.blue_green import finish_blue_green, run_blue_green
@@ -30,7 +31,6 @@ from rollout.shadow import run_shadow
 from rollout.state import Decision, RolloutState, dump, load_state, save_state
 from rollout.traffic import HELD_OUT_ROWS
 from rollout.versions import default_tags, model_info, release_problems, report_for
-from serving.model_store import use_project_store
 
 COMMANDS = [
     "canary", "resume", "blue-green", "confirm", "switch-back", "shadow", "rollback", "status",

@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from model.model_store import METADATA_FILE
 from model.params import Params
 from rollout.servers import log
-from serving.model_store import METADATA_FILE
 
 PREVIOUS_CHAMPION_ALIAS = "previous-champion"
 

@@ -42,12 +42,12 @@ from starlette.routing import Route
 
 from model.inference import onnx_session, predict_proba
 from model.inputs import RawInput
+from model.model_store import CARD_FILE, METADATA_FILE, ONNX_FILE, use_project_store
 from model.params import Params
 from serving.backpressure import RowsInFlight
 from serving.batching import OpportunisticBatcher
 from serving.hot_path import NonFinitePredictionError, ServiceRoutes, non_finite_body
 from serving.limits import BodySizeLimit, use_deadline
-from serving.model_store import CARD_FILE, METADATA_FILE, ONNX_FILE, use_project_store
 from serving.prediction_log import WRITER_RESTARTED, PredictionLog
 from serving.schema import (
     TRAFFIC_SOURCE_HEADER,

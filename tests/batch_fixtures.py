@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from serving.model_store import METADATA_FILE, ONNX_FILE
+from model.model_store import METADATA_FILE, ONNX_FILE
 from tests.tables import mixed_contract, mixed_frame
 
 OPSET = 18

@@ -269,7 +269,7 @@ import json, shutil
 from pathlib import Path
 import bentoml
 from model.params import Params
-from serving.model_store import METADATA_FILE, ONNX_FILE, model_version
+from model.model_store import METADATA_FILE, ONNX_FILE, model_version
 info = json.loads(Path("models/model.json").read_text())
 version = model_version(info, None)
 tag = f"{Params.load().registry.model_name}:{version}"

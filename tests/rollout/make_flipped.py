@@ -17,9 +17,9 @@ import torch
 
 from model.export import to_onnx
 from model.features import FeatureSchema, read_split
+from model.model_store import import_model, use_project_store
 from model.network import load_checkpoint
 from model.params import Params
-from serving.model_store import import_model, use_project_store
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ from batch.score import (
 )
 from model.inference import predict_proba
 from model.inputs import RawInput
-from serving.model_store import METADATA_FILE
+from model.model_store import METADATA_FILE
 from tests.batch_fixtures import export_tiny_model, input_frame
 
 ROWS = 250
