@@ -26,6 +26,41 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 DRAIN_FACTOR = 16  # read and drop at most this many times the limit before answering 413
 
 
+def _declared_length(scope: Scope) -> int | None:
+    """The request's Content-Length, when it sent a well-formed one."""
+    declared = dict(scope.get("headers") or []).get(b"content-length")
+    return int(declared) if declared is not None and declared.isdigit() else None
+
+
+class _CountedBody:
+    """A streamed body as the app sees it: counted as it arrives, cut off past the limit."""
+
+    def __init__(self, receive: Receive, send: Send, max_bytes: int) -> None:
+        self._receive = receive
+        self._send = send
+        self.max_bytes = max_bytes
+        self.received = 0
+        self.too_large = self.started = self.read = False
+
+    async def receive(self) -> Message:
+        if self.too_large:
+            return {"type": "http.disconnect"}
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.read = not message.get("more_body", False)
+            self.received += len(message.get("body", b""))
+            if self.received > self.max_bytes:
+                self.too_large = True
+                return {"type": "http.disconnect"}
+        return message
+
+    async def send(self, message: Message) -> None:
+        """Whatever the app answers after the cut is dropped: the client gets the 413."""
+        if not self.too_large:
+            self.started = self.started or message["type"] == "http.response.start"
+            await self._send(message)
+
+
 class BodySizeLimit:
     """Checks Content-Length up front, and counts streamed (chunked) bodies as they arrive.
 
@@ -41,42 +76,21 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            if int(declared) <= DRAIN_FACTOR * self.max_bytes:
+        declared = _declared_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            if declared <= DRAIN_FACTOR * self.max_bytes:
                 await self._drain(receive, 0)
             await self._refuse(send)
             return
-        received = 0
-        too_large = started = body_read = False
-
-        async def counting_receive() -> Message:
-            nonlocal received, too_large, body_read
-            if too_large:
-                return {"type": "http.disconnect"}
-            message = await receive()
-            if message["type"] == "http.request":
-                body_read = not message.get("more_body", False)
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    too_large = True
-                    return {"type": "http.disconnect"}
-            return message
-
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if not too_large:
-                started = started or message["type"] == "http.response.start"
-                await send(message)
-
+        body = _CountedBody(receive, send, self.max_bytes)
         try:
-            await self.app(scope, counting_receive, guarded_send)
+            await self.app(scope, body.receive, body.send)
         except Exception:
-            if not too_large:
+            if not body.too_large:
                 raise
-        if too_large and not started:
-            if not body_read:
-                await self._drain(receive, received)
+        if body.too_large and not body.started:
+            if not body.read:
+                await self._drain(receive, body.received)
             await self._refuse(send)
 
     async def _drain(self, receive: Receive, received: int) -> None:
