@@ -35,7 +35,7 @@ export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export PATH := $(BIN):$(PATH)
 
 .PHONY: help install contract pipeline repro gate package serve load-test rollout rollback k8s-manifests system-deps test tune \
-	batch bench-batch drift bench-drift dispatch-retrain lint-workflows render-tools render-test retrain dvc-pull dvc-push fetch-baseline report post-report image-name containerize rollout-target explain-rollout-target k8s-apply test-unit lint lint-imports format bench-repro bench-tune bench-latency bench-serving bench-burst lock bento-requirements lint-deps bench-setup mutation clean
+	batch bench-batch drift bench-drift dispatch-retrain lint-workflows render-tools render-test retrain dvc-pull dvc-push fetch-baseline report post-report image-name containerize rollout-target explain-rollout-target k8s-apply test-unit lint lint-imports format bench-repro bench-tune bench-latency bench-serving bench-burst lock bento-requirements lint-deps bench-setup mutation coverage coverage-report clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -207,16 +207,26 @@ dispatch-retrain: install ## Start retrain.yml on GitHub (monitoring does this o
 	python -m reporting dispatch --workflow retrain.yml --input reason=drift
 
 # The test targets run in random order (pytest-randomly prints "Using --randomly-seed=N"; replay
-# that order with PYTEST_ARGS=--randomly-seed=N), hypothesis derandomized (profile `ci`), and
-# measure branch coverage of the project's packages ([tool.coverage.*]), subprocesses included,
-# combined over the whole run and printed per package (the report prints even when a test fails).
+# that order with PYTEST_ARGS=--randomly-seed=N) with hypothesis derandomized (profile `ci`), and
+# print the 25 slowest tests. COVERAGE=1 (GitHub's test jobs set it; `make coverage` here) adds
+# branch coverage of the project's packages ([tool.coverage.*]), subprocesses included, printed
+# per package even when a test fails; it costs about a quarter more time, so it is opt-in here.
 TEST_ENV := HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci}
-COVERAGE_ARGS := --cov --cov-report=term:skip-covered
-test: install system-deps ## Run every test (unit, property, integration, end-to-end) in random order; branch coverage per package
-	status=0; $(TEST_ENV) pytest $(COVERAGE_ARGS) $(PYTEST_ARGS) || status=$$?; python -m tests.coverage_report; exit $$status
+COVERAGE ?= 0
+TEST_ARGS := --durations=25 $(if $(filter 1,$(COVERAGE)),--cov --cov-report=)
+COVERAGE_REPORT := $(if $(filter 1,$(COVERAGE)),python -m tests.coverage_report,true)
+test: install system-deps ## Run every test (unit, property, integration, end-to-end) in random order (COVERAGE=1: branch coverage)
+	status=0; $(TEST_ENV) pytest $(TEST_ARGS) $(PYTEST_ARGS) || status=$$?; $(COVERAGE_REPORT); exit $$status
 
-test-unit: install ## Run the fast tests only (no pipeline runs, no servers) in random order; branch coverage per package
-	status=0; $(TEST_ENV) pytest tests/unit $(COVERAGE_ARGS) $(PYTEST_ARGS) || status=$$?; python -m tests.coverage_report; exit $$status
+test-unit: install ## Run the fast tests only (no pipeline runs, no servers) in random order (COVERAGE=1: branch coverage)
+	status=0; $(TEST_ENV) pytest tests/unit $(TEST_ARGS) $(PYTEST_ARGS) || status=$$?; $(COVERAGE_REPORT); exit $$status
+
+coverage: ## Every test with branch coverage, combined over the run and printed per package
+	$(MAKE) --no-print-directory test COVERAGE=1
+
+coverage-report: install ## Combine coverage data files (e.g. from GitHub's parallel test jobs) and print them per package
+	coverage combine --keep 2>/dev/null || true
+	python -m tests.coverage_report
 
 mutation: install ## Mutation testing (mutmut) of the gates, validation, canary analysis, drift verdict and SLO; score per module
 	MUTATION_JOBS=$${MUTATION_JOBS:-2} python -m tests.mutation.scores $(MUTATION_MODULES)

@@ -18,6 +18,7 @@ from rollout.analysis import read_entries
 from tests.rollout.conftest import (
     MODEL,
     SLOW_DELAY_S,
+    edit_params,
     rollout,
     start_rollout,
     state,
@@ -113,6 +114,9 @@ def test_a_release_the_gate_marks_breaking_is_never_canaried(
 
 
 def test_a_slow_canary_is_rolled_back_for_latency(rollout_repo: Path, tmp_path: Path) -> None:
+    # Each slow answer takes SLOW_DELAY_S: a hold of a few of those lets the canary's share of
+    # traffic complete enough requests to be judged on a loaded machine, not found inconclusive.
+    edit_params(rollout_repo, {"rollout": {"hold_s": round(4 * SLOW_DELAY_S)}})
     delay = {"FAULT_DELAY_S": str(SLOW_DELAY_S)}
     final = _canary(rollout_repo, tmp_path, "tests.rollout.faulty_services:Slow", env=delay)
     assert final["phase"] == "rolled_back"

@@ -281,7 +281,7 @@ def test_github_runs_every_test_directory_with_the_ci_hypothesis_profile() -> No
     matrix = jobs["test"]["strategy"]["matrix"]["include"]
     [suite_step] = [step for step in jobs["test"]["steps"] if "run" in step]
     assert suite_step["run"] == "make test"
-    assert suite_step["env"] == {"PYTEST_ARGS": "${{ matrix.paths }}"}
+    assert suite_step["env"]["PYTEST_ARGS"] == "${{ matrix.paths }}"
     covered = {path for entry in matrix for path in entry["paths"].split()}
     assert any(step.get("run") == "make test-unit" for step in jobs["unit"]["steps"])
     assert any(step.get("run") == "make render-test" for step in jobs["pipeline"]["steps"])
@@ -292,6 +292,19 @@ def test_github_runs_every_test_directory_with_the_ci_hypothesis_profile() -> No
     }
     assert with_tests <= covered, f"not run on GitHub: {sorted(with_tests - covered)}"
     assert document["env"]["HYPOTHESIS_PROFILE"] == "ci"
+
+
+def test_github_combines_every_suites_coverage_into_one_report() -> None:
+    jobs = _load(REPO_ROOT / ".github/workflows/ci.yml")["jobs"]
+    kept = {
+        step["with"]["name"]
+        for job in ("unit", "test")
+        for step in jobs[job]["steps"]
+        if "upload-artifact" in step.get("uses", "")
+    }
+    assert kept == {"coverage-unit", "coverage-${{ matrix.id }}"}
+    assert set(jobs["coverage"]["needs"]) == {"unit", "test"}
+    assert any(step.get("run") == "make coverage-report" for step in jobs["coverage"]["steps"])
     assert 'os.environ.get("HYPOTHESIS_PROFILE"' in (REPO_ROOT / "tests/conftest.py").read_text()
 
 
