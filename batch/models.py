@@ -14,6 +14,7 @@ from batch.problems import BatchError
 from model.inference import layout_of, onnx_session
 from model.inputs import InputLayout
 from model.model_store import METADATA_FILE, ONNX_FILE, model_version, use_project_store
+from model.registry import alias_version
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def champion_tag() -> str:
 
     registry = Params.load().registry
     name, alias = registry.model_name, registry.champion_alias
-    version = _alias_version(name, alias)
+    version = alias_version(name, alias)
     if version is None:
         raise BatchError(
             f"no `{alias}` alias on {name} in the MLflow registry: promote a model with "
@@ -88,19 +89,6 @@ def champion_tag() -> str:
     if tag is None:
         raise BatchError(f"{alias} (registry version {version}) is not in the BentoML store")
     return tag
-
-
-def _alias_version(name: str, alias: str) -> str | None:
-    """The registry version `alias` names; None when the model or the alias is not there."""
-    from model.tracking import configure
-
-    client = configure().MlflowClient()
-    if not client.search_registered_models(filter_string=f"name = '{name}'"):
-        return None
-    try:
-        return str(client.get_model_version_by_alias(name, alias).version)
-    except Exception:  # MlflowException: alias not set
-        return None
 
 
 def _store_tag_for(name: str, registry_version: str) -> str | None:

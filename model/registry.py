@@ -29,6 +29,17 @@ def _client() -> Any:
     return configure().MlflowClient()
 
 
+def alias_version(name: str, alias: str) -> str | None:
+    """The registry version `alias` names; None when the model or the alias is not there."""
+    client = _client()
+    if not client.search_registered_models(filter_string=f"name = '{name}'"):
+        return None
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except Exception:  # MlflowException: alias not set
+        return None
+
+
 def find_version(name: str, onnx_sha256: str) -> Any | None:
     """The registered version holding exactly this ONNX file, if any."""
     client = _client()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from model.registry import alias_version
 from rollout.blue_green import finish_blue_green
 from rollout.nginx import Nginx, Routing
 from rollout.servers import (
@@ -30,7 +31,6 @@ from rollout.state import (
 )
 from rollout.versions import (
     PREVIOUS_CHAMPION_ALIAS,
-    alias_version,
     delete_alias,
     model_info,
     move_alias,

@@ -9,6 +9,7 @@ from typing import Any
 
 from model.model_store import METADATA_FILE
 from model.params import Params
+from model.registry import alias_version
 from rollout.servers import log
 
 PREVIOUS_CHAMPION_ALIAS = "previous-champion"
@@ -29,18 +30,6 @@ def registry_version_of(tag: str) -> str | None:
 
     version = bentoml.models.get(tag).info.labels.get("registry_version")
     return None if version in (None, "none") else str(version)
-
-
-def alias_version(name: str, alias: str) -> str | None:
-    from model.tracking import configure
-
-    client = configure().MlflowClient()
-    if not client.search_registered_models(filter_string=f"name = '{name}'"):
-        return None
-    try:
-        return str(client.get_model_version_by_alias(name, alias).version)
-    except Exception:  # MlflowException: alias not set
-        return None
 
 
 def move_alias(name: str, alias: str, version: str) -> None:
