@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
+from model.artifacts import ArtifactError
 from model.atomic import write_json_atomically
 from model.model_store import use_project_store
 from model.params import Params
@@ -30,7 +32,13 @@ from rollout.servers import Setup, live_serving, log
 from rollout.shadow import run_shadow
 from rollout.state import Decision, RolloutState, dump, load_state, save_state
 from rollout.traffic import HELD_OUT_ROWS
-from rollout.versions import default_tags, model_info, release_problems, report_for
+from rollout.versions import (
+    default_tags,
+    gate_report_for,
+    load_test_for,
+    model_info,
+    release_problems,
+)
 
 COMMANDS = [
     "canary", "resume", "blue-green", "confirm", "switch-back", "shadow", "rollback", "status",
@@ -98,9 +106,8 @@ def release(args: argparse.Namespace, setup: Setup) -> RolloutState:
     if args.command in ("canary", "blue-green"):
         info = model_info(new)
         problems = release_problems(
-            info,
-            report_for(args.gate_report, info, "candidate.onnx_sha256"),
-            report_for(args.load_test_report, info, "onnx_sha256"),
+            gate_report_for(args.gate_report, info),
+            load_test_for(args.load_test_report, info),
             strategy=args.command,
             allow_breaking=args.allow_breaking,
         )
@@ -130,7 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("confirm", "switch-back"):
         finish_blue_green(setup, confirm=args.command == "confirm")
         return 0
-    result = resume_canary(setup) if args.command == "resume" else release(args, setup)
+    try:
+        result = resume_canary(setup) if args.command == "resume" else release(args, setup)
+    except ArtifactError as error:  # a gate or load-test report not of this project's shape
+        print(f"rollout: {error}", file=sys.stderr)
+        return 2
     summary = args.work_dir / "summary.json"
     write_json_atomically(summary, dump(result))
     log(f"summary -> {summary}")

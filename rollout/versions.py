@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from model.artifacts import GateReport, LoadTestSummary, read_optional
 from model.model_store import METADATA_FILE
 from model.params import Params
 from model.registry import alias_version
@@ -103,21 +104,25 @@ def default_tags(params: Params) -> tuple[str | None, str]:
 # --- what the pipeline found out about the release ------------------------------------------------
 
 
-def report_for(path: Path, info: dict[str, Any], sha_of: str) -> dict[str, Any] | None:
-    """The JSON report at `path` when it is about this model (same ONNX digest), else None."""
-    if not path.exists():
-        return None
-    report: dict[str, Any] = json.loads(path.read_text())
-    digest: Any = report
-    for key in sha_of.split("."):
-        digest = digest.get(key) if isinstance(digest, dict) else None
-    return report if digest is not None and digest == info.get("sha256") else None
+def gate_report_for(path: Path, info: dict[str, Any]) -> GateReport | None:
+    """The gate's report at `path` when it judged this very model (same ONNX digest), else None."""
+    report = read_optional(path, GateReport)
+    return (
+        report
+        if report is not None and report.candidate.onnx_sha256 == info.get("sha256")
+        else None
+    )
+
+
+def load_test_for(path: Path, info: dict[str, Any]) -> LoadTestSummary | None:
+    """The load test's summary at `path` when it measured this very model, else None."""
+    summary = read_optional(path, LoadTestSummary)
+    return summary if summary is not None and summary.onnx_sha256 == info.get("sha256") else None
 
 
 def release_problems(
-    info: dict[str, Any],
-    gate: dict[str, Any] | None,
-    load_test: dict[str, Any] | None,
+    gate: GateReport | None,
+    load_test: LoadTestSummary | None,
     *,
     strategy: str,
     allow_breaking: bool,
@@ -130,13 +135,12 @@ def release_problems(
     only as a blue-green switch the operator asked for knowingly (`allow_breaking`).
     """
     problems = []
-    if gate is not None and gate.get("breaking"):
+    if gate is not None and gate.breaks_clients:
         fix = "clients must change with it: `python -m rollout blue-green --allow-breaking`"
         if strategy == "canary" or (strategy == "blue-green" and not allow_breaking):
             problems.append(f"the gate marked its input schema as breaking clients; {fix}")
-    if load_test is not None and not load_test.get("passed", True):
-        missed = [
-            name for name, check in load_test.get("checks", {}).items() if not check["passed"]
-        ]
-        problems.append(f"its load test failed: {', '.join(missed) or 'see the report'} missed")
+    if load_test is not None and not load_test.passed:
+        problems.append(
+            f"its load test failed: {', '.join(load_test.missed) or 'see the report'} missed"
+        )
     return problems

@@ -28,6 +28,7 @@ from tests.rollout.conftest import (
 )
 
 pytestmark = pytest.mark.slow
+REPORT_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures/report/passing/reports"
 
 
 def _aliases(repo: Path) -> dict[str, str]:
@@ -100,7 +101,10 @@ def test_a_release_the_gate_marks_breaking_is_never_canaried(
     folder = rollout_repo / ".bentoml/models" / MODEL / tags["2"].split(":")[1]
     sha = json.loads((folder / "model.json").read_text())["sha256"]
     gate = tmp_path / "gate.json"
-    gate.write_text(json.dumps({"breaking": True, "candidate": {"onnx_sha256": sha}}))
+    report = json.loads((REPORT_FIXTURE / "gate.json").read_text())  # a whole gate report
+    report["breaking"] = True
+    report["candidate"]["onnx_sha256"] = sha
+    gate.write_text(json.dumps(report))
     assert yaml.safe_load((folder / "model.yaml").read_text())  # the stored model, found
     work = ["--work-dir", str(tmp_path / "work"), "--gate-report", str(gate)]
     versions = ["--stable-tag", tags["1"], "--canary-tag", tags["2"], "--no-traffic"]

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
+from model.artifacts import GateReport, LoadTestSummary, read_artifact
 from model.params import TrafficParams
 from rollout.traffic import Traffic
 from rollout.versions import release_problems
 
-BREAKING_GATE = {"breaking": True, "candidate": {"onnx_sha256": "abc"}}
-PASSED_LOAD_TEST: dict[str, Any] = {"passed": True, "checks": {}}
-FAILED_LOAD_TEST = {
-    "passed": False,
-    "checks": {"p99_ms": {"passed": False}, "failure_ratio": {"passed": True}},
-}
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures/report/passing/reports"
+CLEAN_GATE = read_artifact(FIXTURE / "gate.json", GateReport)
+BREAKING_GATE = CLEAN_GATE.model_copy(update={"breaking": True})
+PASSED_LOAD_TEST = read_artifact(FIXTURE / "load_test.json", LoadTestSummary)
+FAILED_LOAD_TEST = PASSED_LOAD_TEST.model_copy(
+    update={
+        "passed": False,
+        "checks": {
+            **PASSED_LOAD_TEST.checks,
+            "p99_ms": PASSED_LOAD_TEST.checks["p99_ms"].model_copy(update={"passed": False}),
+        },
+    }
+)
 
 
 def test_rollout_traffic_is_judged_on_its_own_offered_rate() -> None:
@@ -24,24 +31,26 @@ def test_rollout_traffic_is_judged_on_its_own_offered_rate() -> None:
 
 
 def test_a_release_that_breaks_clients_is_never_canaried() -> None:
-    problems = release_problems({}, BREAKING_GATE, None, strategy="canary", allow_breaking=True)
+    problems = release_problems(BREAKING_GATE, None, strategy="canary", allow_breaking=True)
     assert len(problems) == 1
     assert "breaking" in problems[0]
     assert "--allow-breaking" in problems[0]
 
 
 def test_a_breaking_release_needs_an_explicit_blue_green() -> None:
-    refused = release_problems({}, BREAKING_GATE, None, strategy="blue-green", allow_breaking=False)
-    allowed = release_problems({}, BREAKING_GATE, None, strategy="blue-green", allow_breaking=True)
+    refused = release_problems(BREAKING_GATE, None, strategy="blue-green", allow_breaking=False)
+    allowed = release_problems(BREAKING_GATE, None, strategy="blue-green", allow_breaking=True)
     assert refused
     assert not allowed
 
 
 def test_a_failed_load_test_stops_the_release_and_is_named() -> None:
-    problems = release_problems({}, None, FAILED_LOAD_TEST, strategy="canary", allow_breaking=False)
+    problems = release_problems(None, FAILED_LOAD_TEST, strategy="canary", allow_breaking=False)
     assert problems == ["its load test failed: p99_ms missed"]
 
 
 def test_a_release_with_clean_reports_goes_out() -> None:
-    gate = {"breaking": False}
-    assert not release_problems({}, gate, PASSED_LOAD_TEST, strategy="canary", allow_breaking=False)
+    assert not CLEAN_GATE.breaks_clients
+    assert not release_problems(
+        CLEAN_GATE, PASSED_LOAD_TEST, strategy="canary", allow_breaking=False
+    )
