@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,19 +22,13 @@ from types import TracebackType
 import psutil
 
 from model.model_store import DEFAULT_BENTOML_HOME
+from rollout.ports import free_port
 
 DEFAULT_SERVICE = "serving.service:Classifier"
 
 
 class NotReadyError(RuntimeError):
     """The server did not answer /readyz with 200 before the deadline."""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def is_ready(url: str, timeout: float = 1.0) -> bool:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from model.atomic import write_text_atomically
-from rollout.bento_server import free_port
+from rollout.ports import free_port
 
 LOG_FORMAT = (
     "log_format rollout escape=json '{"

@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -23,6 +22,7 @@ import pytest
 import yaml
 
 from model.contract import Contract
+from rollout.ports import free_port
 from tests.conftest import REPO_ROOT
 from tests.pipeline_fixtures import copy_project, project_env
 
@@ -51,13 +51,6 @@ def _make(repo: Path, *args: str, timeout: float = 900) -> subprocess.CompletedP
         timeout=timeout,
         check=False,
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +136,7 @@ def test_make_serve_answers_raw_rows_with_strings_and_nulls(your_data: dict[str,
     row = dict(info["examples"][0])
     nullable = [item["name"] for item in info["inputs"] if item.get("nullable")]
     row.update(dict.fromkeys(nullable, None))
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         ["make", "--no-print-directory", "-o", ".venv/.installed", "serve", f"PORT={port}"],
         cwd=repo,

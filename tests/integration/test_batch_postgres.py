@@ -12,7 +12,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -32,6 +31,7 @@ from batch.score import (
     probability_columns,
 )
 from batch.score import score_file as score
+from rollout.ports import free_port
 from tests.batch_fixtures import export_tiny_model, input_frame
 
 pytestmark = pytest.mark.slow
@@ -78,19 +78,12 @@ def _unprivileged_user() -> str | None:
     pytest.fail("running as root and neither a `postgres` nor a `nobody` user exists")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     bin_dir, user = _server_bin_dir(), _unprivileged_user()
     # Not under pytest's tmp dir: as root that is mode 0700, which the server's user cannot enter.
     root = Path(tempfile.mkdtemp(prefix="batch-pg-"))
-    data, port = root / "data", _free_port()
+    data, port = root / "data", free_port()
     as_user = ["runuser", "-u", user, "--"] if user else []
     if user:
         entry = pwd.getpwnam(user)

@@ -33,7 +33,8 @@ from model.export import example_rows
 from model.features import FeatureSchema, read_split
 from model.params import Params
 from rollout import k8s
-from rollout.bento_server import BentoServer, free_port
+from rollout.bento_server import BentoServer
+from rollout.ports import free_port
 
 pytestmark = pytest.mark.slow
 

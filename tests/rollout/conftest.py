@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from model.params import Params
-from rollout.bento_server import free_port
+from rollout.ports import free_port
 from tests.conftest import REPO_ROOT
 from tests.pipeline_fixtures import VENV_BIN, dvc, project_env, run
 

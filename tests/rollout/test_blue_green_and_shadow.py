@@ -8,7 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rollout.bento_server import BentoServer, free_port
+from rollout.bento_server import BentoServer
+from rollout.ports import free_port
 from rollout.traffic import HELD_OUT_ROWS, held_out_rows, model_inputs, request_body
 from tests.rollout.conftest import MODEL, rollout, state, store_tags
 

@@ -188,7 +188,7 @@ def test_a_good_canary_goes_through_every_step_and_is_promoted(
 
 def test_the_first_deployment_is_smoke_tested_and_promoted(repo_copy: Path) -> None:
     """No champion yet: nothing to compare against, so the challenger is checked and promoted."""
-    from rollout.bento_server import free_port
+    from rollout.ports import free_port
     from tests.rollout.conftest import edit_params
 
     edit_params(repo_copy, {"rollout": {"nginx_port": free_port()}})

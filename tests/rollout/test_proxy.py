@@ -18,8 +18,8 @@ import httpx
 import pytest
 import requests
 
-from rollout.bento_server import free_port
 from rollout.nginx import Nginx, Routing, nginx_binary
+from rollout.ports import free_port
 
 pytestmark = pytest.mark.slow
 BODY = b'{"rows": []}'
