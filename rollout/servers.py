@@ -189,4 +189,6 @@ def traffic(
     if not setup.drive_traffic:
         return contextlib.nullcontext()
     params = setup.params.rollout.traffic
-    return Traffic(nginx.url, params, seconds, setup.work_dir, clients_model, setup.rows)
+    return Traffic(
+        nginx.url, params, seconds, setup.work_dir, clients_model, setup.rows, nginx.access_log
+    )

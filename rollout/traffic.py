@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -33,6 +34,11 @@ ROWS_ENV = "LOAD_TEST_ROWS"  # CSV the traffic draws its rows from
 SUMMARY_ENV = "LOAD_TEST_SUMMARY"  # where the locustfile writes its JSON summary
 MIN_RPS_ENV = "LOAD_TEST_MIN_RPS"  # the run's own throughput target, instead of the serving SLO's
 BUDGET_ENV = "LOAD_TEST_BUDGET"  # where that target comes from, for the summary
+START_TIMEOUT_S = 60.0  # Locust imports gevent and spawns its users: seconds on a busy machine
+
+
+class TrafficError(RuntimeError):
+    """The clients never started sending: Locust exited or sent nothing in time."""
 
 
 def model_inputs(info: Mapping[str, Any]) -> tuple[RawInput, ...]:
@@ -110,8 +116,12 @@ class Traffic:
         folder: Path,
         model_info: Path,
         rows: Path = HELD_OUT_ROWS,
+        arrivals: Path | None = None,
     ) -> None:
+        """`arrivals`: a file the server side appends to per request (nginx's access log); when
+        given, entering waits until it grows, so whatever is timed next sees traffic."""
         self.url = url
+        self.arrivals = arrivals
         self.params = params
         self.seconds = seconds
         self.folder = folder
@@ -143,11 +153,36 @@ class Traffic:
             MODEL_INFO_ENV: str(self.model_info),
             BUDGET_ENV: "params.yaml rollout.traffic",
         }
+        before = _size(self.arrivals)
         with (self.folder / "traffic.log").open("wb") as log:
             self.process = subprocess.Popen(
                 command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
+        if self.arrivals is not None:
+            try:
+                self._wait_for_arrivals(self.arrivals, before)
+            except TrafficError:
+                self.__exit__(None, None, None)
+                raise
         return self
+
+    def _wait_for_arrivals(self, arrivals: Path, before: int) -> None:
+        """Until the first request arrives: a step's hold timed from Locust's start would be
+        judged on the seconds Locust spent starting, with no requests in them."""
+        assert self.process is not None
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while _size(arrivals) <= before:
+            if self.process.poll() is not None:
+                raise TrafficError(
+                    f"the traffic's Locust exited ({self.process.returncode}) before sending a "
+                    f"request: see {self.folder / 'traffic.log'}"
+                )
+            if time.monotonic() > deadline:
+                raise TrafficError(
+                    f"no request reached {arrivals} within {START_TIMEOUT_S:g} s of starting "
+                    f"Locust: see {self.folder / 'traffic.log'}"
+                )
+            time.sleep(0.1)
 
     def __exit__(
         self,
@@ -162,3 +197,10 @@ class Traffic:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+
+
+def _size(path: Path | None) -> int:
+    try:
+        return path.stat().st_size if path is not None else 0
+    except FileNotFoundError:
+        return 0

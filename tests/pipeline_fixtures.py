@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import yaml
 
 if TYPE_CHECKING:
     from rollout.bento_server import BentoServer
@@ -95,10 +96,35 @@ def copy_project(destination: Path) -> Path:
     return destination
 
 
+def loosen_load_test_budget(repo: Path) -> None:
+    """Ten times the latency budget and half the throughput floor of `serving.slo`, committed.
+
+    The copy's load test shares two cores with another test worker's training: its tail says
+    more about that than about the service. The SLO's decisions are pinned at their boundaries
+    (tests/unit/test_boundaries_slo.py); here the stage only has to run and write its summary.
+    """
+    params_file = repo / "params.yaml"
+    params = yaml.safe_load(params_file.read_text())
+    slo = params["serving"]["slo"]
+    slo |= {"p95_ms": slo["p95_ms"] * 10, "p99_ms": slo["p99_ms"] * 10}
+    slo["min_rps"] = slo["min_rps"] / 2
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    run(
+        repo,
+        "git",
+        "commit",
+        "--quiet",
+        "--all",
+        "--message",
+        "a load-test budget for a busy machine",
+    )
+
+
 @pytest.fixture(scope="session")
 def pipeline_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The project copied and reproduced once, from nothing (no cache, no MLflow store)."""
     repo = copy_project(tmp_path_factory.mktemp("project"))
+    loosen_load_test_budget(repo)
     result = dvc(repo, "repro")
     (repo / ".git" / "first_repro.log").write_text(result.stdout + result.stderr)
     status = run(repo, "git", "status", "--porcelain", "--untracked-files=all").stdout

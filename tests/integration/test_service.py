@@ -27,6 +27,7 @@ from model.inference import onnx_session, predict_proba
 from model.inputs import InputLayout, RawInput
 from rollout.bento_server import BentoServer, NotReadyError
 from serving.prediction_log import log_files
+from serving.schema import ErrorBody
 from tests.pipeline_fixtures import copy_project, dvc, run
 from tests.tables import shipped_raw_path, write_mixed_table
 
@@ -127,45 +128,65 @@ BAD_VALUES = st.one_of(
 SENTINEL = 123456.75  # a number whose JSON text the "nan" case replaces
 
 
+# What a refusal must point at: a column name (the issue's `loc` is ["rows", 0, <column>]),
+# ROWS (the `rows` list itself) or BODY (the body as a whole: not JSON, not an object).
+ROWS, BODY = "<rows>", "<body>"
+EXTRA = "not a feature"
+
+
 @st.composite
-def bad_payloads(draw: st.DrawFn, inputs: list[RawInput], example: dict[str, Any]) -> bytes:
-    """Bodies a careless or hostile client might send; each must get a 4xx, never a 5xx."""
+def bad_payloads(
+    draw: st.DrawFn, inputs: list[RawInput], example: dict[str, Any]
+) -> tuple[bytes, str]:
+    """Bodies a careless or hostile client might send, each with what its 4xx must name."""
     row = dict(example)
     names = [item.name for item in inputs]
-    required = [item.name for item in inputs if not item.nullable] or names
+    required = [item.name for item in inputs if not item.nullable]
     numeric = [item.name for item in inputs if item.kind == "numeric"]
     kind = draw(
         st.sampled_from(["value", "null", "missing", "extra", "rows", "json", "nan", "many"])
     )
+    named: str
     if kind == "value":  # a list or a dict is wrong for every kind; text and bools for some
         item = draw(st.sampled_from(inputs))
         wrong = BAD_VALUES.filter(lambda value: not _fits(item, value))
-        row[item.name] = draw(wrong)
-    elif kind == "null":
-        row[draw(st.sampled_from(required))] = None
-        if all(item.nullable for item in inputs):
-            row["not a feature"] = None
-    elif kind == "missing":
-        del row[draw(st.sampled_from(required))]
-        if all(item.nullable for item in inputs):
-            row["not a feature"] = 1.0
-    elif kind == "extra":
-        row[draw(st.text(min_size=1, max_size=8).filter(lambda key: key not in names))] = 1.0
+        row[item.name], named = draw(wrong), item.name
+    elif kind in ("null", "missing") and required:
+        named = draw(st.sampled_from(required))
+        if kind == "null":
+            row[named] = None
+        else:
+            del row[named]
+    elif kind in ("null", "missing", "extra"):  # every feature nullable: an unknown key instead
+        named = EXTRA if kind != "extra" else draw(st.text(min_size=1, max_size=8))
+        if named in names:
+            named = EXTRA
+        row[named] = None if kind == "null" else 1.0
     elif kind == "rows":
-        return json.dumps(
-            {"rows": draw(st.one_of(st.just([]), BAD_VALUES, st.just([1, 2])))}
-        ).encode()
+        rows = draw(st.one_of(st.just([]), BAD_VALUES, st.just([1, 2])))
+        return json.dumps({"rows": rows}).encode(), ROWS
     elif kind == "json":
         body = draw(st.sampled_from(["", "{", "[]", "null", '{"rows": [', "rows=1", '{"x": 1}']))
-        return body.encode()
+        return body.encode(), BODY
     elif kind == "nan" and numeric:
-        row[draw(st.sampled_from(numeric))] = SENTINEL
+        named = draw(st.sampled_from(numeric))
+        row[named] = SENTINEL
         text = json.dumps({"rows": [row]})
         bad = draw(st.sampled_from(["NaN", "Infinity", "-Infinity", "1e39", "-1e300"]))
-        return text.replace(str(SENTINEL), bad, 1).encode()
+        return text.replace(str(SENTINEL), bad, 1).encode(), named
     else:
-        return json.dumps({"rows": [row] * draw(st.integers(257, 400))}).encode()
-    return json.dumps({"rows": [row]}).encode()
+        return json.dumps({"rows": [row] * draw(st.integers(257, 400))}).encode(), ROWS
+    return json.dumps({"rows": [row]}).encode(), named
+
+
+def _points_at(answer: ErrorBody, named: str) -> bool:
+    """Whether one of the answer's issues locates `named` (see ROWS and BODY)."""
+    locations = [issue.loc for issue in answer.detail]
+    if named == BODY:
+        return answer.error_count >= 1 and bool(answer.detail)
+    if named == ROWS:
+        return any(loc[:1] == ["rows"] for loc in locations)
+    return any(loc[:3] == ["rows", 0, named] for loc in locations)
 
 
 def _fits(item: RawInput, value: Any) -> bool:
@@ -188,7 +209,7 @@ def test_bad_payloads_get_a_4xx_naming_the_problem(
 ) -> None:
     info = httpx.get(f"{server.url}/metadata", timeout=10).json()
     inputs = [RawInput.model_validate(item) for item in info["inputs"]]
-    body = data.draw(bad_payloads(inputs, _metadata(pipeline_repo)["examples"][0]))
+    body, named = data.draw(bad_payloads(inputs, _metadata(pipeline_repo)["examples"][0]))
     content_type = data.draw(
         st.sampled_from(["application/json", "text/plain", "application/octet-stream"])
     )
@@ -196,6 +217,9 @@ def test_bad_payloads_get_a_4xx_naming_the_problem(
         f"{server.url}/predict", content=body, headers={"content-type": content_type}, timeout=10
     )
     assert 400 <= response.status_code < 500, (body[:200], response.text[:300])
+    answer = ErrorBody.model_validate_json(response.content)
+    assert answer.error, response.text[:300]
+    assert _points_at(answer, named), (named, body[:200], response.text[:300])
 
 
 def test_a_bad_row_is_named_by_index_and_field(

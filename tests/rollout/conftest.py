@@ -61,7 +61,9 @@ def rollout_template(pipeline_repo: Path, tmp_path_factory: pytest.TempPathFacto
                 # (SLOW_DELAY_S) far above.
                 "analysis": {"max_p99_ms": MAX_P99_MS},
             },
-            "serving": {"ready_timeout_s": 15},
+            # BentoML starts in seconds, but in tens of them beside another test worker's
+            # training; the never-ready test sets its own, shorter wait.
+            "serving": {"ready_timeout_s": 60},
         },
     )
     run(repo, str(VENV_BIN / "python"), "-m", "tests.rollout.make_flipped")

@@ -138,6 +138,7 @@ def test_a_canary_whose_predictions_diverge_is_rolled_back(
 
 
 def test_a_canary_that_never_gets_ready_gets_no_traffic(rollout_repo: Path, tmp_path: Path) -> None:
+    edit_params(rollout_repo, {"serving": {"ready_timeout_s": 15}})  # it never will: wait less
     final = _canary(rollout_repo, tmp_path, "tests.rollout.faulty_services:NeverReady")
     assert final["phase"] == "rolled_back"
     assert "not ready" in final["decision"]["reason"]

@@ -133,3 +133,20 @@ def test_a_categorical_input_the_contract_does_not_have_fails(model: bytes) -> N
     failed = _failed(model, contract=_contract(features=features))
     assert "categorical_input" in failed
     assert "numeric_width" not in failed
+
+
+def test_a_numeric_input_of_another_dtype_fails_as_the_numeric_dtype(model: bytes) -> None:
+    """A graph that takes doubles (cast to floats inside, so it still loads) is refused: the
+    service sends float32."""
+
+    def widen(graph: onnx.ModelProto) -> None:
+        [numeric] = [item for item in graph.graph.input if item.name == "numeric"]
+        for node in graph.graph.node:
+            node.input[:] = ["numeric_float" if name == "numeric" else name for name in node.input]
+        cast = onnx.helper.make_node(
+            "Cast", ["numeric"], ["numeric_float"], to=onnx.TensorProto.FLOAT
+        )
+        graph.graph.node.insert(0, cast)
+        numeric.type.tensor_type.elem_type = onnx.TensorProto.DOUBLE
+
+    assert _failed(_edited(model, widen)) == {"numeric_dtype"}
