@@ -43,6 +43,11 @@ UNSERIALISABLE = "unserialisable"
 WRITE_FAILED = "write_failed"
 WRITER_RESTARTED = "writer_restarted"
 DROP_REASONS = (BUFFER_FULL, FEEDBACK_FULL, UNSERIALISABLE, WRITE_FAILED)
+# Records encoded while the writer holds the GIL at a stretch. The writer gives the GIL back
+# only every 5 ms (sys.getswitchinterval) unless it yields: encoding a 0.25 s flush at 12,000
+# req/s (600 records, about 2 ms) in one go held the event loop that long, and was the service's
+# p99 at 8 connections (3.6 ms; 0.95 ms with the log off). A slice of 64 takes about 0.2 ms.
+SLICE_RECORDS = 64
 MIN_STALL_S = 30.0  # a writer quiet for longer than this (or 10 flush intervals) is stalled
 
 Event = Callable[[str, int], None]
@@ -180,16 +185,12 @@ class PredictionLog:
 
     def flush(self) -> int:
         """Write what is buffered; returns the number of records written."""
-        records = _take(self.buffer) + _take(self.feedback_buffer)
-        if not records:
-            return 0
-        # orjson: several times faster than json, so the GIL is held in shorter bursts.
-        lines = []
-        for record in records:
-            try:
-                lines.append(orjson.dumps(record))
-            except TypeError:  # orjson's JSONEncodeError: a value JSON cannot hold
-                self._drop(UNSERIALISABLE, 1)
+        lines: list[bytes] = []
+        for buffer in (self.buffer, self.feedback_buffer):
+            # A snapshot's worth, in slices: between two, the GIL goes back to the event loop.
+            for _ in range(0, len(buffer), SLICE_RECORDS):
+                self._encode(_take(buffer, SLICE_RECORDS), lines)
+                time.sleep(0)
         if not lines:
             return 0
         path = self.folder / CURRENT
@@ -206,6 +207,13 @@ class PredictionLog:
             self._rotate(path)
         return len(lines)
 
+    def _encode(self, records: list[dict[str, Any]], lines: list[bytes]) -> None:
+        for record in records:
+            try:
+                lines.append(orjson.dumps(record))
+            except TypeError:  # orjson's JSONEncodeError: a value JSON cannot hold
+                self._drop(UNSERIALISABLE, 1)
+
     def _rotate(self, path: Path) -> None:
         path.rename(self.folder / f"predictions-{time.time_ns()}.jsonl")
         rotated = sorted(self.folder.glob("predictions-*.jsonl"))
@@ -219,10 +227,10 @@ class PredictionLog:
         self._flush_logging_errors()
 
 
-def _take(buffer: deque[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Everything in `buffer` now, oldest first (appends from other threads stay for later)."""
-    records = []
-    while buffer:
+def _take(buffer: deque[dict[str, Any]], most: int) -> list[dict[str, Any]]:
+    """Up to `most` records from `buffer`, oldest first (appends from other threads stay)."""
+    records: list[dict[str, Any]] = []
+    while buffer and len(records) < most:
         records.append(buffer.popleft())
     return records
 

@@ -8,10 +8,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from serving.prediction_log import UNSERIALISABLE, WRITER_RESTARTED, PredictionLog, log_files
+from serving.prediction_log import (
+    SLICE_RECORDS,
+    UNSERIALISABLE,
+    WRITER_RESTARTED,
+    PredictionLog,
+    log_files,
+)
 
 # A raw row as a client sends it: odd column names, a string, a boolean and a null.
 ROW: dict[str, Any] = {"Size (cm)": 1.5, "Région": "north", "Is Active": True, "weight.kg": None}
@@ -229,3 +236,29 @@ def test_every_record_is_written_or_counted_and_the_writer_survives(
         assert log.written + log.dropped == len(rows) + 1
         written = sum(len(path.read_bytes().splitlines()) for path in log_files(Path(folder)))
         assert written == log.written
+
+
+def test_a_flush_yields_between_slices_and_leaves_later_records_for_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer hands the GIL back after every SLICE_RECORDS records (the event loop's tail
+    depends on it), in order, and a flush ends even while requests keep adding records."""
+    log = _log(tmp_path, buffer_rows=1_000, max_file_bytes=10_000_000)
+    for index in range(3 * SLICE_RECORDS + 1):
+        _record(log, 1, f"r{index}")
+    yields = []
+
+    def a_request_arrives(seconds: float) -> None:
+        yields.append(seconds)
+        _record(log, 1, "during the flush")
+
+    monkeypatch.setattr(time, "sleep", a_request_arrives)
+    written = log.flush()
+    assert yields == [0, 0, 0, 0]  # as many slices as the records there were when it began
+    text = (tmp_path / "predictions.jsonl").read_text(encoding="utf-8")
+    ids = [json.loads(line)["request_id"] for line in text.splitlines()]
+    first = [f"r{index}" for index in range(3 * SLICE_RECORDS + 1)]
+    assert ids[: len(first)] == first  # in order
+    later = ids[len(first) :] + [record["request_id"] for record in log.buffer]
+    assert later == ["during the flush"] * 4  # written now or waiting, none lost
+    assert written == len(ids)
