@@ -39,6 +39,15 @@ def _info(directory: Path) -> dict[str, object]:
     return info
 
 
+def _without(exported: Path, tmp_path: Path, key: str) -> Path:
+    """A copy of the exported model whose model.json lacks `key`."""
+    directory = _copy(exported, tmp_path / "model")
+    info = _info(directory)
+    del info[key]
+    (directory / METADATA_FILE).write_text(json.dumps(info))
+    return directory
+
+
 @pytest.mark.parametrize("missing", [ONNX_FILE, METADATA_FILE])
 def test_a_folder_without_both_files_is_refused_naming_the_missing_one(
     exported: Path, tmp_path: Path, missing: str
@@ -52,10 +61,7 @@ def test_a_folder_without_both_files_is_refused_naming_the_missing_one(
 def test_a_description_without_labels_is_not_a_model_description(
     exported: Path, tmp_path: Path
 ) -> None:
-    directory = _copy(exported, tmp_path / "model")
-    info = _info(directory)
-    del info["labels"]
-    (directory / METADATA_FILE).write_text(json.dumps(info))
+    directory = _without(exported, tmp_path, "labels")
     with pytest.raises(BatchError, match="not a model description") as error:
         load_model_dir(directory)
     assert METADATA_FILE in str(error.value)
@@ -71,10 +77,7 @@ def test_a_file_onnxruntime_cannot_load_is_refused(exported: Path, tmp_path: Pat
 def test_the_onnx_files_own_metadata_describes_the_inputs_when_model_json_does_not(
     exported: Path, tmp_path: Path
 ) -> None:
-    directory = _copy(exported, tmp_path / "model")
-    info = _info(directory)
-    del info["inputs"]
-    (directory / METADATA_FILE).write_text(json.dumps(info))
+    directory = _without(exported, tmp_path, "inputs")
     assert load_model_dir(directory).layout.inputs == load_model_dir(exported).layout.inputs
 
 
